@@ -1,0 +1,76 @@
+# SRE Monitoring Lab: the two commands are `make lab` and `make test` (see README.md).
+# Both build their own virtualenv (.venv) from a Python >= 3.12 that scripts/find-python.sh finds.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+BIN       := $(VENV)/bin
+# Extra arguments for ansible-playbook, e.g. make lab ARGS='-e lab_platform=local'
+ARGS      ?=
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+LAB_REQS  := requirements/lab.txt
+DEV_REQS  := requirements/dev.txt requirements/lab.txt requirements/local.txt app/requirements.txt loadtest/requirements.txt
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.lab-stamp: $(LAB_REQS)
+	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/lab.txt
+	@touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.lab-stamp $(DEV_REQS)
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+.PHONY: venv dev-venv
+venv: $(VENV)/.lab-stamp ## Create the lab virtualenv (ansible, kubernetes client)
+dev-venv: $(VENV)/.dev-stamp ## Create the virtualenv with every test tool
+
+.PHONY: lab stress teardown render
+lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
+	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
+
+stress: venv ## Stress-test the lab and print the SLO verdict (playbooks/stress.yml)
+	$(BIN)/ansible-playbook playbooks/stress.yml $(ARGS)
+
+teardown: venv ## Remove the lab (playbooks/teardown.yml)
+	$(BIN)/ansible-playbook playbooks/teardown.yml $(ARGS)
+
+render: venv ## Render every Kubernetes manifest and values file into build/rendered (no cluster needed)
+	$(BIN)/ansible-playbook playbooks/render.yml $(ARGS)
+
+.PHONY: system-deps
+system-deps:
+	scripts/system-deps.sh test
+
+.PHONY: test lint pytest molecule bench
+test: dev-venv system-deps lint pytest molecule ## Run every test: lint, pytest suites, molecule
+	@echo "make test: all suites passed"
+
+lint: dev-venv ## ruff, yamllint, ansible-lint (production profile), syntax-check of every playbook
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --offline --profile production
+	@for pb in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; echo "syntax ok: $$pb"; done
+
+pytest: dev-venv system-deps ## Unit, integration and static-validation tests (pytest)
+	$(BIN)/pytest
+
+molecule: dev-venv system-deps ## molecule test: the local platform end to end
+	$(BIN)/molecule test
+
+bench: dev-venv system-deps ## Benchmarks (not tests): print throughput/latency figures
+	$(PY) -m app.bench
+	$(PY) -m loadtest.bench
+
+.PHONY: clean
+clean: ## Remove the virtualenv and build outputs
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

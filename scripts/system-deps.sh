@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install the system packages the tests (and the local platform) need, when they are missing.
+# Usage: scripts/system-deps.sh test|local
+#   local: prometheus, promtool, alertmanager (the local platform's monitoring stack)
+#   test:  the above plus wrk (benchmarks)
+# Only Debian/Ubuntu (apt) is automated; elsewhere the script says what to install.
+set -euo pipefail
+
+want=(prometheus:prometheus promtool:prometheus alertmanager:prometheus-alertmanager)
+[ "${1:-test}" = "test" ] && want+=(wrk:wrk)
+
+missing=()
+for pair in "${want[@]}"; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: missing system packages: ${missing[*]}. Install them with your package manager" >&2
+  echo "       (or put prometheus, promtool, alertmanager and wrk binaries on PATH), then re-run." >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "error: missing system packages: ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# The Debian packages would start their own services (ports 9090/9093) on systemd hosts; the lab
+# runs its own instances under supervisord on separate ports, so leave the system services alone.
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
