@@ -27,7 +27,9 @@ def run_playbook(playbook: str, *args: str, check: bool = True) -> subprocess.Co
     cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook), *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}")
+        pytest.fail(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 

@@ -1,0 +1,127 @@
+"""Every role's interface is declared, defined once, and documented.
+
+The rules (docs/ARCHITECTURE.md, "Variables"):
+- user-facing settings live in group_vars/all/*.yml and are declared `required: true` (no default) in the
+  argument spec of the role that owns their prefix (`lab_*` belong to lab_common);
+- role plumbing lives in defaults/, carries the role's prefix, and is declared with the very same default;
+- internal constants live in vars/main.yml with a leading `_<role>_`;
+- no setting is defined in two places, and every declared option is documented in the role's README.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = sorted(p for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
+ROLE_NAMES = [r.name for r in ROLES]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text()) if path.exists() else None
+    return data or {}
+
+
+def _defaults(role: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    merged.update(_load(role / "defaults" / "main.yml"))
+    for part in sorted((role / "defaults" / "main").glob("*.yml")):
+        merged.update(_load(part))
+    return merged
+
+
+def _spec(role: Path) -> dict[str, Any]:
+    spec = _load(role / "meta" / "argument_specs.yml")
+    return (spec.get("argument_specs", {}).get("main", {}) or {}).get("options", {}) or {}
+
+
+def _group_vars() -> dict[str, tuple[str, Any]]:
+    found: dict[str, tuple[str, Any]] = {}
+    for path in sorted((ROOT / "group_vars" / "all").glob("*.yml")):
+        for key, value in _load(path).items():
+            assert key not in found, f"{key} is set in both {found[key][0]} and {path.name}"
+            found[key] = (path.name, value)
+    return found
+
+
+def _owner(variable: str) -> str | None:
+    if variable.startswith("lab_"):
+        return "lab_common"
+    matches = [name for name in ROLE_NAMES if variable.startswith(f"{name}_")]
+    return max(matches, key=len) if matches else None
+
+
+def test_there_are_roles() -> None:
+    assert {"minikube_reset", "app_image", "app_deploy", "monitoring", "stress_test", "lab_common"} <= set(
+        ROLE_NAMES
+    )
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
+def test_role_has_argument_spec_and_readme(role: Path) -> None:
+    assert (role / "meta" / "argument_specs.yml").is_file(), f"{role.name}: meta/argument_specs.yml missing"
+    assert "main" in _load(role / "meta" / "argument_specs.yml").get("argument_specs", {})
+    assert (role / "README.md").is_file(), f"{role.name}: README.md missing"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
+def test_defaults_are_prefixed_and_declared_with_the_same_default(role: Path) -> None:
+    spec = _spec(role)
+    for name, value in _defaults(role).items():
+        assert name.startswith(f"{role.name}_"), f"{role.name}: default {name} lacks the role prefix"
+        assert name in spec, f"{role.name}: default {name} is not declared in meta/argument_specs.yml"
+        assert "default" in spec[name], f"{role.name}: {name} is declared without its default"
+        assert spec[name]["default"] == value, (
+            f"{role.name}: {name} defaults to {value!r} in defaults/ but {spec[name]['default']!r} in the spec"
+        )
+        assert not spec[name].get("required"), f"{role.name}: {name} has a default, so it is not required"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
+def test_internal_vars_have_the_underscore_prefix(role: Path) -> None:
+    for name in _load(role / "vars" / "main.yml"):
+        assert name.startswith(f"_{role.name}_"), (
+            f"{role.name}: vars/main.yml {name} must start with _{role.name}_"
+        )
+
+
+def test_group_vars_are_declared_required_by_their_owner() -> None:
+    for name, (file, _value) in _group_vars().items():
+        owner = _owner(name)
+        assert owner, f"group_vars/all/{file}: {name} has neither a role prefix nor lab_"
+        spec = _spec(ROOT / "roles" / owner)
+        assert name in spec, (
+            f"group_vars/all/{file}: {name} is not declared in roles/{owner}/meta/argument_specs.yml"
+        )
+        assert spec[name].get("required") is True, (
+            f"roles/{owner}: {name} comes from group_vars, declare it required"
+        )
+        assert "default" not in spec[name], (
+            f"roles/{owner}: {name} is set in group_vars; a spec default would be a 2nd value"
+        )
+
+
+def test_no_setting_is_defined_twice() -> None:
+    group = _group_vars()
+    for role in ROLES:
+        twice = sorted(set(_defaults(role)) & set(group))
+        assert not twice, f"{role.name}: {twice} defined in both defaults/ and group_vars/"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
+def test_every_declared_option_is_defined_somewhere(role: Path) -> None:
+    # Argument-spec defaults are only checked, never applied: a declared option needs a real value.
+    defined = set(_defaults(role)) | set(_group_vars())
+    undefined = sorted(set(_spec(role)) - defined)
+    assert not undefined, f"{role.name}: {undefined} declared but set neither in group_vars/ nor defaults/"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
+def test_every_declared_option_is_documented(role: Path) -> None:
+    readme = (role / "README.md").read_text() if (role / "README.md").exists() else ""
+    missing = [name for name in _spec(role) if name not in readme]
+    assert not missing, f"roles/{role.name}/README.md does not document {missing}"
