@@ -1,0 +1,24 @@
+"""The lab's instrumented API (Flask), served by gunicorn: see app/README.md.
+
+Run: gunicorn --config app/gunicorn.conf.py --chdir app 'labapi:create_app()'
+
+This module stays import-light (no Flask, no prometheus_client) because the gunicorn master
+imports labapi.config and labapi.lifecycle before forking the gevent workers, and
+prometheus_client must see PROMETHEUS_MULTIPROC_DIR and gevent's patches in the worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from labapi.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the WSGI app; settings default to the validated environment."""
+    from labapi.factory import build_app
+
+    return build_app(settings)

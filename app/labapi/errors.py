@@ -1,0 +1,40 @@
+"""JSON error responses for every error: no HTML error page anywhere."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from labapi.metrics import ERROR_UNHANDLED, Metrics
+from labapi.observability import ENDPOINT_KEY
+
+logger = logging.getLogger("labapi.errors")
+
+
+def error_response(status: int, error: str, message: str) -> tuple[Response, int]:
+    """The one error body shape: {"status": "error", "error": ..., "message": ...}."""
+    return jsonify({"status": "error", "error": error, "message": message}), status
+
+
+def register_error_handlers(app: Flask, metrics: Metrics) -> None:
+    def handle_http_exception(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        body, _ = error_response(code, exc.name, exc.description or exc.name)
+        body.status_code = code
+        for name, value in exc.get_headers():  # keeps e.g. Allow on 405
+            if name.lower() != "content-type":
+                body.headers[name] = value
+        return body
+
+    def handle_unexpected(exc: Exception) -> tuple[Response, int]:
+        if isinstance(exc, HTTPException):
+            return handle_http_exception(exc), exc.code or 500
+        endpoint = request.environ.get(ENDPOINT_KEY, "<unmatched>")
+        logger.exception("Unhandled exception in %s", endpoint, extra={"error_type": ERROR_UNHANDLED})
+        metrics.count_error(ERROR_UNHANDLED, endpoint)
+        return error_response(500, InternalServerError.name, "the server failed to handle the request")
+
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

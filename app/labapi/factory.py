@@ -1,0 +1,75 @@
+"""The app factory: settings -> Flask app wrapped in the request-id, metrics and /metrics layers.
+
+WSGI stack (outermost first):
+  RequestIdMiddleware            X-Request-ID on every response, /metrics included
+  DispatcherMiddleware           /metrics -> prometheus_client's WSGI app (not counted)
+  ObservabilityMiddleware        in-flight gauge, request count, latency, access lines
+  Flask                          routes (blueprints) and JSON error handlers
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from labapi.config import Settings, load_settings
+from labapi.db import SimulatedDatabase
+from labapi.errors import register_error_handlers
+from labapi.logging_setup import configure_logging
+from labapi.metrics import ERROR_DB_FAILURE, UNMATCHED, Metrics, metrics_wsgi_app
+from labapi.observability import ENDPOINT_KEY, AccessLog, ObservabilityMiddleware
+from labapi.request_id import RequestIdMiddleware
+from labapi.routes import api, health
+
+logger = logging.getLogger("labapi")
+
+
+def build_app(settings: Settings | None = None) -> Flask:
+    settings = settings if settings is not None else load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+    app = Flask("labapi")
+    app.config.update(
+        LABAPI_SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+
+    metrics = Metrics(settings.latency_slo_seconds)
+    database = SimulatedDatabase(
+        failure_rate=settings.db_failure_rate,
+        retries=settings.db_retries,
+        on_failure=lambda: metrics.count_error(ERROR_DB_FAILURE, "/api/users"),
+    )
+    app.extensions["labapi.metrics"] = metrics
+    app.extensions["labapi.db"] = database
+
+    @app.before_request
+    def _label_endpoint() -> None:
+        rule = request.url_rule
+        request.environ[ENDPOINT_KEY] = rule.rule if rule is not None else UNMATCHED
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app, metrics)
+
+    observed = ObservabilityMiddleware(
+        app.wsgi_app,
+        metrics,
+        AccessLog(settings.access_log_sample_rate, settings.latency_slo_seconds),
+    )
+    dispatched = DispatcherMiddleware(observed, {"/metrics": metrics_wsgi_app(settings.multiproc_dir)})
+    app.wsgi_app = RequestIdMiddleware(dispatched)  # type: ignore[method-assign]
+    logger.info(
+        "labapi ready: log_format=%s sample_rate=%s slo=%ss db_failure_rate=%s retries=%s extra_latency_ms=%s",
+        settings.log_format,
+        settings.access_log_sample_rate,
+        settings.latency_slo_seconds,
+        settings.db_failure_rate,
+        settings.db_retries,
+        settings.extra_latency_ms,
+    )
+    return app

@@ -1,0 +1,125 @@
+"""The four metric families and the /metrics WSGI app (prometheus_client multiprocess mode).
+
+The metric objects are not registered in any registry: in multiprocess mode each process writes
+its values to memory-mapped files in PROMETHEUS_MULTIPROC_DIR, and /metrics builds a fresh
+registry with a MultiProcessCollector on every scrape that reads every process's files. Not
+registering them also means several apps can be built in one process (tests) without
+"duplicated timeseries" errors, and the app's metrics never appear twice in the output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+UNMATCHED = "<unmatched>"
+OTHER_METHOD = "OTHER"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# An exact bucket at the 0.3 s latency SLO threshold, dense around it for useful percentiles.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+# app_error_count error_type values (documented in docs/ARCHITECTURE.md).
+ERROR_DB_FAILURE = "db_failure"  # one failed simulated query attempt (retried or not)
+ERROR_DB_UNAVAILABLE = "db_unavailable"  # every attempt failed: the user got a 503
+ERROR_CLIENT = "client_error"  # GET /api/error?type=client (400)
+ERROR_SERVER = "server_error"  # GET /api/error (500)
+ERROR_UNHANDLED = "unhandled_exception"  # any other exception turned into a JSON 500
+
+
+def method_label(method: str) -> str:
+    """Bound the method label: clients can send any token as a method."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
+
+
+def latency_buckets(slo_seconds: float) -> tuple[float, ...]:
+    """The standard buckets plus the configured SLO threshold (if it is not one of them)."""
+    return tuple(sorted({*LATENCY_BUCKETS, slo_seconds}))
+
+
+class Metrics:
+    """The API's metric objects, with the label children cached for a cheap hot path."""
+
+    def __init__(self, slo_seconds: float = 0.3) -> None:
+        self.request_count = Counter(
+            "app_request_count",
+            "HTTP requests served by the API (health probes included, /metrics excluded)",
+            ["endpoint", "method", "http_status"],
+            registry=None,
+        )
+        self.request_latency = Histogram(
+            "app_request_latency_seconds",
+            "Time to produce the response, in seconds",
+            ["endpoint", "method"],
+            buckets=latency_buckets(slo_seconds),
+            registry=None,
+        )
+        self.error_count = Counter(
+            "app_error_count",
+            "Errors by type (simulated database failures, deliberate errors, unhandled exceptions)",
+            ["error_type", "endpoint"],
+            registry=None,
+        )
+        self.active_requests = Gauge(
+            "app_active_requests",
+            "Requests in flight, summed over the live worker processes",
+            registry=None,
+            multiprocess_mode="livesum",
+        )
+        self._counts: dict[tuple[str, str, int], Counter] = {}
+        self._latencies: dict[tuple[str, str], Histogram] = {}
+        self._errors: dict[tuple[str, str], Counter] = {}
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        key = (endpoint, method, status)
+        counter = self._counts.get(key)
+        if counter is None:
+            counter = self._counts[key] = self.request_count.labels(endpoint, method, str(status))
+        counter.inc()
+        lkey = (endpoint, method)
+        histogram = self._latencies.get(lkey)
+        if histogram is None:
+            histogram = self._latencies[lkey] = self.request_latency.labels(endpoint, method)
+        histogram.observe(seconds)
+
+    def count_error(self, error_type: str, endpoint: str) -> None:
+        key = (error_type, endpoint)
+        counter = self._errors.get(key)
+        if counter is None:
+            counter = self._errors[key] = self.error_count.labels(error_type, endpoint)
+        counter.inc()
+
+
+def multiprocess_registry(path: Path) -> CollectorRegistry:
+    """A fresh registry that aggregates every process's metric files in `path`."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(path))
+    return registry
+
+
+def metrics_wsgi_app(path: Path) -> Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]]:
+    """The /metrics endpoint: prometheus_client's WSGI app over a fresh registry per scrape."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return make_wsgi_app(registry=multiprocess_registry(path))(environ, start_response)
+
+    return app
+
+
+def check_multiproc_dir(path: Path) -> str | None:
+    """Readiness check of the metrics directory: None when usable, else why not."""
+    if not path.is_dir():
+        return f"{path} is not a directory"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path} is not writable"
+    return None

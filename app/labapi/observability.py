@@ -1,0 +1,113 @@
+"""Per-request metrics and access lines, as a WSGI middleware around the Flask app.
+
+For every request (except /metrics, which is mounted outside this layer) it increments the
+in-flight gauge, times the request, and when the response is closed (gunicorn always closes it,
+also after an exception) it decrements the gauge, counts the request, observes its latency and
+decides whether to write an access line. Failed requests (status >= 400) and requests slower
+than the latency SLO threshold are always logged; the rest at the configured sample rate, and
+the sampling decision is taken before any log record is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from time import perf_counter
+from typing import TYPE_CHECKING
+
+from werkzeug.wsgi import ClosingIterator
+
+from labapi.metrics import UNMATCHED, Metrics, method_label
+from labapi.request_id import ENVIRON_KEY as REQUEST_ID_KEY
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+ENDPOINT_KEY = "labapi.endpoint"  # set by the Flask app to the matched route template
+access_logger = logging.getLogger("labapi.access")
+
+
+class AccessLog:
+    """Decides which requests get an access line and writes it."""
+
+    __slots__ = ("_random", "sample_rate", "slow_seconds")
+
+    def __init__(self, sample_rate: float, slow_seconds: float, rng: random.Random | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.slow_seconds = slow_seconds
+        self._random = (rng or random.Random()).random
+
+    def should_log(self, status: int, seconds: float) -> bool:
+        return status >= 400 or seconds > self.slow_seconds or self._random() < self.sample_rate
+
+    def write(self, environ: WSGIEnvironment, endpoint: str, status: int, seconds: float) -> None:
+        if status >= 500:
+            level = logging.ERROR
+        elif status >= 400 or seconds > self.slow_seconds:
+            level = logging.WARNING
+        else:
+            level = logging.INFO
+        if not access_logger.isEnabledFor(level):
+            return
+        method = environ.get("REQUEST_METHOD", "")
+        path = environ.get("PATH_INFO", "")
+        request_id = environ.get(REQUEST_ID_KEY)
+        duration_ms = round(seconds * 1000, 3)
+        access_logger.log(
+            level,
+            "%s %s %d %.1fms request_id=%s",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            extra={
+                "method": method,
+                "endpoint": endpoint,
+                "path": path,
+                "status": status,
+                "duration_ms": duration_ms,
+                "slow": seconds > self.slow_seconds,
+                "request_id": request_id,
+            },
+        )
+
+
+class ObservabilityMiddleware:
+    """Metrics and access lines for every request that reaches the Flask app."""
+
+    def __init__(self, app: WSGIApplication, metrics: Metrics, access_log: AccessLog) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = perf_counter()
+        self.metrics.active_requests.inc()
+        status_box = [500]
+
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: object = None
+        ) -> object:
+            status_box[0] = int(status[:3])
+            return start_response(status, headers, exc_info)  # type: ignore[arg-type]
+
+        def finish() -> None:
+            self._finish(environ, status_box[0], perf_counter() - started)
+
+        try:
+            body = self.app(environ, recording_start_response)  # type: ignore[arg-type]
+        except BaseException:
+            finish()
+            raise
+        return ClosingIterator(body, finish)
+
+    def _finish(self, environ: WSGIEnvironment, status: int, seconds: float) -> None:
+        metrics = self.metrics
+        metrics.active_requests.dec()
+        endpoint = environ.get(ENDPOINT_KEY, UNMATCHED)
+        metrics.observe_request(endpoint, method_label(environ.get("REQUEST_METHOD", "")), status, seconds)
+        access_log = self.access_log
+        if access_log.should_log(status, seconds):
+            access_log.write(environ, endpoint, status, seconds)

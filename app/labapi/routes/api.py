@@ -1,0 +1,75 @@
+"""GET /api/users, POST /api/echo, GET /api/error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from labapi.db import DatabaseUnavailableError, SimulatedDatabase
+from labapi.errors import error_response
+from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_SERVER, Metrics
+
+logger = logging.getLogger("labapi.api")
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _metrics() -> Metrics:
+    return current_app.extensions["labapi.metrics"]
+
+
+def _database() -> SimulatedDatabase:
+    return current_app.extensions["labapi.db"]
+
+
+@bp.before_request
+def _extra_latency() -> None:
+    """Fault injection: APP_EXTRA_LATENCY_MS added to every /api/* request."""
+    extra_ms = current_app.config["LABAPI_SETTINGS"].extra_latency_ms
+    if extra_ms:
+        time.sleep(extra_ms / 1000)
+
+
+@bp.get("/users")
+def users() -> Response | tuple[Response, int]:
+    try:
+        return jsonify(_database().fetch_users())
+    except DatabaseUnavailableError as exc:
+        logger.error("Users query failed after retries: %s", exc, extra={"error_type": ERROR_DB_UNAVAILABLE})
+        _metrics().count_error(ERROR_DB_UNAVAILABLE, "/api/users")
+        return error_response(503, "Service Unavailable", "the database is unavailable, try again later")
+
+
+@bp.post("/echo")
+def echo() -> Response | tuple[Response, int]:
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"the body is {request.content_length} bytes; the limit is {limit} bytes")
+    if request.mimetype != "application/json":
+        got = request.mimetype or "no Content-Type"
+        return error_response(400, "Bad Request", f"expected Content-Type: application/json, got {got}")
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise RequestEntityTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+    if not raw.strip():
+        return error_response(400, "Bad Request", "the body is empty; send a JSON document")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        return error_response(400, "Bad Request", f"the body is not valid JSON: {exc}")
+    return jsonify({"status": "success", "data": data})
+
+
+@bp.get("/error")
+def error() -> tuple[Response, int]:
+    if request.args.get("type") == "client":
+        _metrics().count_error(ERROR_CLIENT, "/api/error")
+        return error_response(400, "Bad Request", "simulated client error (type=client)")
+    _metrics().count_error(ERROR_SERVER, "/api/error")
+    logger.error("Simulated server error")
+    return error_response(500, "Internal Server Error", "simulated server error")

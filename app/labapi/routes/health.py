@@ -1,0 +1,36 @@
+"""GET /health/liveness (the process answers) and GET /health/readiness (it can serve)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from labapi.db import SimulatedDatabase
+from labapi.lifecycle import shutdown_state
+from labapi.metrics import check_multiproc_dir
+
+bp = Blueprint("health", __name__, url_prefix="/health")
+
+
+@bp.get("/liveness")
+def liveness() -> Response:
+    """No dependency checks: a restart would not fix a dependency."""
+    return jsonify({"status": "alive"})
+
+
+@bp.get("/readiness")
+def readiness() -> tuple[Response, int]:
+    settings = current_app.config["LABAPI_SETTINGS"]
+    database: SimulatedDatabase = current_app.extensions["labapi.db"]
+    checks: dict[str, str] = {}
+    if shutdown_state.draining:
+        checks["shutdown"] = "the process is shutting down"
+    if settings.force_unready:
+        checks["forced"] = "APP_FORCE_UNREADY is true"
+    if not database.ping():
+        checks["database"] = "the database is unreachable (APP_DB_FAILURE_RATE is 1)"
+    metrics_problem = check_multiproc_dir(settings.multiproc_dir)
+    if metrics_problem:
+        checks["metrics_dir"] = metrics_problem
+    if checks:
+        return jsonify({"status": "unready", "failing": sorted(checks), "checks": checks}), 503
+    return jsonify({"status": "ready"}), 200
