@@ -1,0 +1,221 @@
+"""Load shapes as plain schedules: ``tick(run_time)`` -> ``(users, spawn_rate)`` or ``None`` (stop).
+
+They do not import Locust, so the role can validate settings (``python -m loadtest.shapes``) and the tests can
+tick them without a running test. ``locustfile.LabShape`` feeds them Locust's run time.
+
+Settings come from ``LAB_*`` environment variables (the role sets them from ``stress_test_*``):
+
+- steady: ``LAB_USERS`` users for ``LAB_DURATION``.
+- step: from ``LAB_STEP_USERS`` users, ``LAB_STEP_USERS`` more every ``LAB_STEP_SECONDS``, up to ``LAB_USERS``;
+  the top step is held until ``LAB_DURATION``.
+- spike: ``LAB_SPIKE_BASE_USERS`` users, ``LAB_USERS`` users from ``LAB_SPIKE_AT`` for ``LAB_SPIKE_SECONDS``
+  (spawned at once), then back to the base until ``LAB_DURATION``.
+- soak: ``LAB_SOAK_USERS`` users for ``LAB_SOAK_DURATION`` (long and low).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+SHAPES = ("steady", "step", "spike", "soak")
+_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
+
+
+class ShapeError(ValueError):
+    """A load-shape setting is missing or wrong; the message names the setting."""
+
+
+def parse_duration(value: str | int | float, name: str) -> int:
+    """Seconds from ``90``, ``"90"``, ``"90s"``, ``"5m"``, ``"1h30m"``; must be > 0."""
+    if isinstance(value, bool):
+        raise ShapeError(f"{name} must be a duration (seconds, or like 90s, 5m, 1h30m); got {value!r}")
+    if isinstance(value, int | float):
+        seconds = int(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match or not any(match.groups()):
+            raise ShapeError(f"{name} must be a duration (seconds, or like 90s, 5m, 1h30m); got {value!r}")
+        hours, minutes, secs = (int(g) if g else 0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise ShapeError(f"{name} must be more than 0 seconds; got {value!r}")
+    return seconds
+
+
+def parse_int(value: str | int, name: str, *, minimum: int = 1) -> int:
+    """A whole number >= minimum, with a message naming the setting otherwise."""
+    if isinstance(value, bool):
+        raise ShapeError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ShapeError(f"{name} must be a whole number >= {minimum}; got {value!r}") from None
+    if number < minimum:
+        raise ShapeError(f"{name} must be a whole number >= {minimum}; got {value!r}")
+    return number
+
+
+def parse_rate(value: str | float, name: str) -> float:
+    """A positive number (users started per second)."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise ShapeError(f"{name} must be a number > 0; got {value!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise ShapeError(f"{name} must be a number > 0; got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A schedule of user counts over time."""
+
+    name: str
+    duration: int
+    spawn_rate: float
+
+    def tick(self, run_time: float) -> tuple[int, float] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def peak_users(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, object]:
+        return {**asdict(self), "peak_users": self.peak_users}
+
+
+@dataclass(frozen=True)
+class Steady(Shape):
+    users: int
+
+    def tick(self, run_time: float) -> tuple[int, float] | None:
+        if run_time >= self.duration:
+            return None
+        return self.users, self.spawn_rate
+
+    @property
+    def peak_users(self) -> int:
+        return self.users
+
+
+@dataclass(frozen=True)
+class Step(Shape):
+    users: int
+    step_users: int
+    step_seconds: int
+
+    def tick(self, run_time: float) -> tuple[int, float] | None:
+        if run_time >= self.duration:
+            return None
+        step = int(run_time // self.step_seconds) + 1
+        return min(self.users, step * self.step_users), self.spawn_rate
+
+    @property
+    def peak_users(self) -> int:
+        steps_run = math.ceil(self.duration / self.step_seconds)
+        return min(self.users, steps_run * self.step_users)
+
+
+@dataclass(frozen=True)
+class Spike(Shape):
+    users: int
+    base_users: int
+    spike_at: int
+    spike_seconds: int
+
+    def tick(self, run_time: float) -> tuple[int, float] | None:
+        if run_time >= self.duration:
+            return None
+        if self.spike_at <= run_time < self.spike_at + self.spike_seconds:
+            # The burst arrives at once: every spike user starts within one tick.
+            return self.users, float(max(self.users, 1))
+        return self.base_users, self.spawn_rate
+
+    @property
+    def peak_users(self) -> int:
+        return self.users
+
+
+def from_settings(env: Mapping[str, str]) -> Shape:
+    """Build the shape named by ``LAB_SHAPE`` from ``LAB_*`` settings, or raise ShapeError."""
+    name = env.get("LAB_SHAPE", "steady").strip()
+    if name not in SHAPES:
+        raise ShapeError(
+            f"unknown load shape {name!r} (stress_test_shape); choose one of {', '.join(SHAPES)}"
+        )
+
+    def get(key: str) -> str:
+        if key not in env or str(env[key]).strip() == "":
+            raise ShapeError(f"{key} is required for the {name} shape")
+        return env[key]
+
+    spawn_rate = parse_rate(get("LAB_SPAWN_RATE"), "spawn rate (stress_test_spawn_rate)")
+    if name == "soak":
+        return Steady(
+            name=name,
+            duration=parse_duration(get("LAB_SOAK_DURATION"), "soak duration (stress_test_soak_duration)"),
+            spawn_rate=spawn_rate,
+            users=parse_int(get("LAB_SOAK_USERS"), "soak users (stress_test_soak_users)"),
+        )
+    users = parse_int(get("LAB_USERS"), "users (stress_test_users)")
+    duration = parse_duration(get("LAB_DURATION"), "duration (stress_test_duration)")
+    if name == "steady":
+        return Steady(name=name, duration=duration, spawn_rate=spawn_rate, users=users)
+    if name == "step":
+        step_users = parse_int(get("LAB_STEP_USERS"), "step users (stress_test_step_users)")
+        step_seconds = parse_duration(get("LAB_STEP_SECONDS"), "step length (stress_test_step_seconds)")
+        if step_users > users:
+            raise ShapeError(f"step users ({step_users}) must not exceed users ({users})")
+        return Step(
+            name=name,
+            duration=duration,
+            spawn_rate=spawn_rate,
+            users=users,
+            step_users=step_users,
+            step_seconds=step_seconds,
+        )
+    base_users = parse_int(get("LAB_SPIKE_BASE_USERS"), "spike base users (stress_test_spike_base_users)")
+    spike_at = parse_duration(get("LAB_SPIKE_AT"), "spike start (stress_test_spike_at)")
+    spike_seconds = parse_duration(get("LAB_SPIKE_SECONDS"), "spike length (stress_test_spike_seconds)")
+    if base_users >= users:
+        raise ShapeError(f"spike base users ({base_users}) must be below the spike's users ({users})")
+    if spike_at + spike_seconds >= duration:
+        raise ShapeError(
+            f"the spike ({spike_at}s + {spike_seconds}s) must end before the run does ({duration}s), "
+            "so the recovery is measured"
+        )
+    return Spike(
+        name=name,
+        duration=duration,
+        spawn_rate=spawn_rate,
+        users=users,
+        base_users=base_users,
+        spike_at=spike_at,
+        spike_seconds=spike_seconds,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the LAB_* settings in the environment and print the shape as JSON (used by the role's preflight)."""
+    import os
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.parse_args(argv)
+    try:
+        shape = from_settings(os.environ)
+    except ShapeError as err:
+        print(f"bad load settings: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(shape.describe()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
