@@ -12,13 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from flask import Flask
 
     from labapi.config import Settings
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> Flask:
     """Build the WSGI app; settings default to the validated environment."""
     from labapi.factory import build_app
 
-    return build_app(settings)
+    return build_app(settings, log_stream=log_stream)

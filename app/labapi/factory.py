@@ -10,15 +10,18 @@ WSGI stack (outermost first):
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
+from typing import TextIO
 
 from flask import Flask, request
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from labapi.config import Settings, load_settings
+from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
 from labapi.logging_setup import configure_logging
-from labapi.metrics import ERROR_DB_FAILURE, UNMATCHED, Metrics, metrics_wsgi_app
+from labapi.metrics import ERROR_DB_FAILURE, UNMATCHED, Metrics, metrics_wsgi_app, multiprocess_mode_active
 from labapi.observability import ENDPOINT_KEY, AccessLog, ObservabilityMiddleware
 from labapi.request_id import RequestIdMiddleware
 from labapi.routes import api, health
@@ -26,9 +29,30 @@ from labapi.routes import api, health
 logger = logging.getLogger("labapi")
 
 
-def build_app(settings: Settings | None = None) -> Flask:
+def _check_multiprocess(settings: Settings) -> None:
+    """The metric files must go where /metrics reads them, in multiprocess mode."""
+    env_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if not env_dir or Path(env_dir).resolve() != settings.multiproc_dir.resolve():
+        raise ConfigError(
+            f"PROMETHEUS_MULTIPROC_DIR in the environment ({env_dir!r}) must be the metrics directory "
+            f"of the settings ({str(settings.multiproc_dir)!r}): prometheus_client reads the environment"
+        )
+    if not multiprocess_mode_active():
+        raise ConfigError(
+            "prometheus_client is not in multiprocess mode: set PROMETHEUS_MULTIPROC_DIR in the environment "
+            "before the process starts (it is read when prometheus_client is imported)"
+        )
+    settings.multiproc_dir.mkdir(parents=True, exist_ok=True)
+
+
+def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> Flask:
+    """Build the app from `settings` (default: the validated environment).
+
+    `log_stream` replaces stdout for the log lines (tests).
+    """
     settings = settings if settings is not None else load_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    _check_multiprocess(settings)
+    configure_logging(settings.log_format, settings.log_level, log_stream)
 
     app = Flask("labapi")
     app.config.update(

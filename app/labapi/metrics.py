@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 if TYPE_CHECKING:
@@ -35,6 +35,11 @@ ERROR_DB_UNAVAILABLE = "db_unavailable"  # every attempt failed: the user got a 
 ERROR_CLIENT = "client_error"  # GET /api/error?type=client (400)
 ERROR_SERVER = "server_error"  # GET /api/error (500)
 ERROR_UNHANDLED = "unhandled_exception"  # any other exception turned into a JSON 500
+
+
+def multiprocess_mode_active() -> bool:
+    """True when prometheus_client writes metric values to files (multiprocess mode)."""
+    return values.ValueClass is not values.MutexValue
 
 
 def method_label(method: str) -> str:
