@@ -361,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.run is None:
             parser.error("--run is required")
         run = json.loads(args.run.read_text())
+        fault_file = args.run.parent / "fault.json"
+        if fault_file.exists():
+            run["fault_window"] = json.loads(fault_file.read_text())
         eval_time = wait_for_final_scrape(
             prom, run["app"], run["namespace"], float(run["end"]), args.settle_timeout
         )

@@ -202,6 +202,20 @@ def from_settings(env: Mapping[str, str]) -> Shape:
     )
 
 
+def fault_window(env: Mapping[str, str], shape: Shape) -> dict[str, int] | None:
+    """The fault window ``{"start", "end"}`` in seconds after the run's start, when LAB_FAULT_START is set."""
+    if not str(env.get("LAB_FAULT_START", "")).strip():
+        return None
+    start = parse_duration(env["LAB_FAULT_START"], "fault start (stress_test_fault_start)")
+    length = parse_duration(env.get("LAB_FAULT_DURATION", ""), "fault duration (stress_test_fault_duration)")
+    if start + length >= shape.duration:
+        raise ShapeError(
+            f"the fault window ({start}s + {length}s) must close before the run ends ({shape.duration}s), "
+            "so the recovery is measured"
+        )
+    return {"start": start, "end": start + length}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Validate the LAB_* settings in the environment and print the shape as JSON (used by the role's preflight)."""
     import os
@@ -210,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     try:
         shape = from_settings(os.environ)
+        described = shape.describe()
+        fault = fault_window(os.environ, shape)
     except ShapeError as err:
         print(f"bad load settings: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(shape.describe()))
+    if fault:
+        described["fault"] = fault
+    print(json.dumps(described))
     return 0
 
 

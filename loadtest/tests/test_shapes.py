@@ -129,3 +129,18 @@ def test_cli_prints_the_shape_or_a_clear_error(monkeypatch, capsys) -> None:
     monkeypatch.setenv("LAB_USERS", "lots")
     assert shapes.main([]) == 2
     assert "bad load settings: users (stress_test_users)" in capsys.readouterr().err
+
+
+def test_fault_window_must_close_before_the_run_ends(monkeypatch, capsys) -> None:
+    for key, value in {
+        **BASE,
+        "LAB_SHAPE": "steady",
+        "LAB_FAULT_START": "10s",
+        "LAB_FAULT_DURATION": "20s",
+    }.items():
+        monkeypatch.setenv(key, value)
+    assert shapes.main([]) == 0
+    assert json.loads(capsys.readouterr().out)["fault"] == {"start": 10, "end": 30}
+    monkeypatch.setenv("LAB_FAULT_DURATION", "1m")
+    assert shapes.main([]) == 2
+    assert "fault window (10s + 60s) must close before the run ends (60s)" in capsys.readouterr().err
