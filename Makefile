@@ -38,6 +38,7 @@ lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
 	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
 
 stress: venv ## Stress-test the lab and print the SLO verdict (playbooks/stress.yml)
+	$(PY) -m pip install --quiet -r loadtest/requirements.txt  # the local platform runs Locust on this machine
 	$(BIN)/ansible-playbook playbooks/stress.yml $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)
