@@ -17,6 +17,7 @@ gunicorn before any worker starts, with a message naming it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -50,6 +51,9 @@ proc_name = "labapi"
 # gunicorn >= 25 opens a control socket under $HOME by default: not wanted with a read-only root
 # filesystem, and several instances on one host would share it.
 control_socket_disable = True
+# Worker heartbeat files: on tmpfs when there is one (a disk-backed /tmp can stall the heartbeat).
+_SHM = "/dev/shm"  # noqa: S108 - gunicorn's recommended heartbeat location, not a temp file
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 
 
 def _wipe_metrics_dir(path: Path) -> None:

@@ -1,9 +1,9 @@
 """Per-request metrics and access lines, as a WSGI middleware around the Flask app.
 
 For every request (except /metrics, which is mounted outside this layer) it increments the
-in-flight gauge, times the request, and when the response is closed (gunicorn always closes it,
-also after an exception) it decrements the gauge, counts the request, observes its latency and
-decides whether to write an access line. Failed requests (status >= 400) and requests slower
+in-flight gauge and times the request; when the app hands over the response status it counts the
+request, observes its latency and decides whether to write an access line; when the response is
+closed (gunicorn always closes it, also after an exception) it decrements the gauge. Failed requests (status >= 400) and requests slower
 than the latency SLO threshold are always logged; the rest at the configured sample rate, and
 the sampling decision is taken before any log record is built.
 """
@@ -85,29 +85,37 @@ class ObservabilityMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
         self.metrics.active_requests.inc()
-        status_box = [500]
+        recorded = False
 
         def recording_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: object = None
         ) -> object:
-            status_box[0] = int(status[:3])
+            # The response is complete when the app hands over its status: count it now, before
+            # the body goes out, so a client that has the response also sees it in /metrics.
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(environ, int(status[:3]), perf_counter() - started)
             return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
         def finish() -> None:
-            self._finish(environ, status_box[0], perf_counter() - started)
+            self.metrics.active_requests.dec()
+            if not recorded:  # the app failed before answering
+                self._record(environ, 500, perf_counter() - started)
 
         try:
             body = self.app(environ, recording_start_response)  # type: ignore[arg-type]
         except BaseException:
             finish()
             raise
+        # The gauge goes down when the server closes the response (always, also after an error).
         return ClosingIterator(body, finish)
 
-    def _finish(self, environ: WSGIEnvironment, status: int, seconds: float) -> None:
-        metrics = self.metrics
-        metrics.active_requests.dec()
+    def _record(self, environ: WSGIEnvironment, status: int, seconds: float) -> None:
         endpoint = environ.get(ENDPOINT_KEY, UNMATCHED)
-        metrics.observe_request(endpoint, method_label(environ.get("REQUEST_METHOD", "")), status, seconds)
+        self.metrics.observe_request(
+            endpoint, method_label(environ.get("REQUEST_METHOD", "")), status, seconds
+        )
         access_log = self.access_log
         if access_log.should_log(status, seconds):
             access_log.write(environ, endpoint, status, seconds)

@@ -44,18 +44,39 @@ def users() -> Response | tuple[Response, int]:
         return error_response(503, "Service Unavailable", "the database is unavailable, try again later")
 
 
+def _read_body(limit: int) -> bytes:
+    """The request body, at most `limit` bytes, else RequestEntityTooLarge (413).
+
+    With a Content-Length, werkzeug reads exactly that much. A chunked upload has none: gunicorn
+    terminates the stream (wsgi.input_terminated), and the body is read up to limit + 1 bytes.
+    """
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise RequestEntityTooLarge(f"the body is {length} bytes; the limit is {limit} bytes")
+        return request.get_data(cache=False)
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise RequestEntityTooLarge(f"the body is larger than the limit of {limit} bytes")
+    return b"".join(chunks)
+
+
 @bp.post("/echo")
 def echo() -> Response | tuple[Response, int]:
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"the body is {request.content_length} bytes; the limit is {limit} bytes")
     if request.mimetype != "application/json":
         got = request.mimetype or "no Content-Type"
         return error_response(400, "Bad Request", f"expected Content-Type: application/json, got {got}")
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise RequestEntityTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+    raw = _read_body(current_app.config["MAX_CONTENT_LENGTH"])
     if not raw.strip():
         return error_response(400, "Bad Request", "the body is empty; send a JSON document")
     try:
