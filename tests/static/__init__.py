@@ -1,0 +1,1 @@
+"""Static validation of the Kubernetes path: rendered manifests and Helm values, security scan, preflight."""
