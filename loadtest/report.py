@@ -344,13 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--app", default="flask-api", help="with --check: the app label")
     parser.add_argument("--namespace", default="sre-lab", help="with --check: the namespace label")
+    parser.add_argument(
+        "--check-timeout", type=float, default=30.0, help="with --check: max wait for a scrape"
+    )
     parser.add_argument("--settle-timeout", type=float, default=90.0, help="max wait for the post-run scrape")
     args = parser.parse_args(argv)
     try:
         prom = _prometheus(args)
         if args.check:
             info = prom.check()
-            up = prom.query(f'up{{app="{args.app}",namespace="{args.namespace}"}}', time.time())
+            # A Prometheus started moments ago (site.yml just ran) has not scraped yet: give it a few intervals.
+            deadline = time.time() + args.check_timeout
+            while not (up := prom.query(f'up{{app="{args.app}",namespace="{args.namespace}"}}', time.time())):
+                if time.time() >= deadline:
+                    break
+                time.sleep(1.0)
             if not up:
                 raise ReportError(
                     f"Prometheus ({prom.where}, {info.get('version')}) has no target with "

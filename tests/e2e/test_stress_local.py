@@ -1,0 +1,232 @@
+"""playbooks/stress.yml end to end on the local platform: the real API under gunicorn, a real Prometheus
+scraping it (with the lab's rendered rules), Locust from the playbook; the report is checked against Prometheus.
+
+The app and Prometheus come from the shared helpers; the playbook gets their URLs, a short run and a lab_dir in
+tmp_path with -e, as the molecule scenario does after verify.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadtest.prom import Prometheus, url_fetcher
+from tests.conftest import run_playbook
+from tests.support.servers import Server, free_port, start_app
+
+pytestmark = pytest.mark.slow
+
+LABELS = {"app": "flask-api", "namespace": "sre-lab"}
+SHORT_RUN = {
+    "lab_platform": "local",
+    "stress_test_shape": "steady",
+    "stress_test_users": 8,
+    "stress_test_spawn_rate": 8,
+    "stress_test_duration": "12s",
+    "stress_test_wait_min_seconds": 0.05,
+    "stress_test_wait_max_seconds": 0.2,
+    "stress_test_progress_interval": 4,
+    "stress_test_grace_seconds": 40,
+    "stress_test_settle_timeout": 30,
+}
+
+
+def _start_prometheus(tmp_path: Path, target: str, rule_files: list[Path]) -> Server:
+    try:  # the shared helper, once it exists
+        from tests.support.prometheus import start_prometheus  # type: ignore[import-not-found]
+    except ImportError:
+        start_prometheus = None
+    if start_prometheus is not None:
+        return start_prometheus(
+            tmp_path, scrape_targets=[target], rule_files=[str(p) for p in rule_files], labels=LABELS
+        )
+    port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "prometheus.yml"
+    labels = ", ".join(f"{k}: {v}" for k, v in LABELS.items())
+    rules = "".join(f"\n  - {p}" for p in rule_files)
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files:{rules or ' []'}\n"
+        "scrape_configs:\n"
+        f"  - job_name: api\n    static_configs:\n      - targets: ['{target}']\n        labels: {{{labels}}}\n"
+    )
+    log_path = tmp_path / "prometheus.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, _log_file=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(server.url + "/-/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"Prometheus did not get ready:\n{server.log_text()}")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, rendered_dir: Path) -> Iterator[tuple[Server, Server]]:
+    tmp = tmp_path_factory.mktemp("stress-lab")
+    # No simulated DB failures: a short run must pass deterministically (the errors profile breaches on purpose).
+    app = start_app(tmp / "app", workers=2, env={"APP_DB_FAILURE_RATE": "0", "APP_EXTRA_LATENCY_MS": "0"})
+    rules_dir = rendered_dir / "monitoring" / "rules"
+    rule_files = [
+        p for p in (rules_dir / "recording_rules.yml", rules_dir / "alerting_rules.yml") if p.exists()
+    ]
+    prom = _start_prometheus(tmp / "prometheus", app.url.removeprefix("http://"), rule_files)
+    try:
+        # Warm-up: every series the run will touch exists before it starts, so increase() over the run's window
+        # counts all of its requests (Prometheus cannot see the first increment of a series that appears mid-run).
+        for _ in range(3):
+            for path in ("/api/users", "/api/error", "/api/error?type=client", "/health/liveness"):
+                with contextlib.suppress(OSError):  # the error routes answer 4xx/5xx on purpose
+                    urllib.request.urlopen(app.url + path, timeout=5).read()
+            request = urllib.request.Request(
+                app.url + "/api/echo", data=b'{"a": 1}', headers={"Content-Type": "application/json"}
+            )
+            urllib.request.urlopen(request, timeout=5).read()
+        prometheus = Prometheus(url_fetcher(prom.url), prom.url)
+        deadline = time.monotonic() + 30
+        while not prometheus.query('up{app="flask-api"} == 1', time.time()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        yield app, prom
+    finally:
+        prom.stop()
+        app.stop()
+
+
+def stress(tmp_path: Path, app: Server, prom: Server, check: bool = True, **extra: object):
+    settings = {
+        **SHORT_RUN,
+        "lab_dir": str(tmp_path / "lab"),
+        "stress_test_target_url": app.url,
+        "stress_test_prometheus_url": prom.url,
+        **extra,
+    }
+    return run_playbook("stress.yml", "-e", json.dumps(settings), check=check)
+
+
+def latest_report(tmp_path: Path) -> tuple[Path, dict]:
+    latest = tmp_path / "lab" / "reports" / "latest"
+    assert latest.is_symlink()
+    return latest.resolve(), json.loads((latest / "report.json").read_text())
+
+
+def test_short_steady_run_passes_and_matches_prometheus(tmp_path: Path, lab) -> None:
+    app, prom_server = lab
+    proc = stress(tmp_path, app, prom_server)
+    run_dir, report = latest_report(tmp_path)
+
+    # Progress lines while it ran, and the summary table at the end.
+    assert proc.stdout.count(" running: users=") >= 1
+    assert "verdict" in proc.stdout
+    assert "PASS" in proc.stdout
+    for name in ("run.json", "report.md", "locust.html", "locust_stats.csv", "locust_stats_history.csv"):
+        assert (run_dir / name).is_file(), name
+    assert report["verdict"] == "pass", report["breaches"]
+    assert report["breaches"] == []
+
+    # The report's figures are what Prometheus holds for the run's window.
+    prom = Prometheus(url_fetcher(prom_server.url), prom_server.url)
+    at = report["window"]["evaluated_at"]
+    figures = report["prometheus_figures"]
+    assert prom.scalar(report["queries"]["requests"], at) == pytest.approx(figures["requests"])
+    assert prom.scalar(report["queries"]["p99"], at) == pytest.approx(figures["latency_p99_seconds"])
+    # ... and independently: the counter's growth between the start and the evaluation time (no extrapolation).
+    selector = '{app="flask-api",namespace="sre-lab",endpoint=~"/api/.+"}'
+    before = prom.scalar(f"sum(app_request_count_total{selector})", report["window"]["start"]) or 0.0
+    after = prom.scalar(f"sum(app_request_count_total{selector})", at)
+    assert after is not None
+    assert figures["requests"] == pytest.approx(after - before, rel=0.15)
+    # ... which is also what Locust sent to /api/ (nothing else hits the API during the run).
+    assert report["locust"]["api_requests"] == pytest.approx(after - before, rel=0.05)
+    assert report["locust"]["failures"] == 0
+    assert figures["requests"] > 50
+    assert figures["error_ratio"] == 0
+    assert figures["latency_under_threshold_ratio"] == pytest.approx(1.0)
+    assert (
+        0 < figures["latency_p50_seconds"] <= figures["latency_p95_seconds"] <= figures["latency_p99_seconds"]
+    )
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["end"] - run["start"] == pytest.approx(report["window"]["duration_seconds"])
+    assert 12 <= report["window"]["duration_seconds"] < 30
+
+
+def test_errors_profile_breaches_and_fails_the_play_when_asked(tmp_path: Path, lab) -> None:
+    app, prom_server = lab
+    proc = stress(
+        tmp_path, app, prom_server, check=False, stress_test_profile="errors", stress_test_fail_on_breach=True
+    )
+    assert proc.returncode != 0
+    assert "SLO breached (breach): availability:" in proc.stdout
+    _, report = latest_report(tmp_path)
+    assert report["verdict"] == "breach"
+    assert report["breaches"][0].startswith("availability:")
+    # The deliberate 500s are about 3/18 * 3/4 of the calls: far above the 0.5% the SLO allows.
+    ratio = report["prometheus_figures"]["error_ratio"]
+    assert 0.05 < ratio < 0.30
+    prom = Prometheus(url_fetcher(prom_server.url), prom_server.url)
+    at = report["window"]["evaluated_at"]
+    assert prom.scalar(report["queries"]["errors"], at) == pytest.approx(
+        report["prometheus_figures"]["errors_5xx"]
+    )
+    assert report["budget"]["availability"]["burn_rate"] > 10
+    # Locust counted the deliberate errors as expected: no failures on its side.
+    assert report["locust"]["failures"] == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"stress_test_shape": "ramp"}, "stress_test_shape"),
+        ({"stress_test_users": "lots"}, "stress_test_users"),
+        ({"stress_test_duration": "soon"}, "duration (stress_test_duration) must be a duration"),
+        (
+            {"stress_test_fault_enabled": True, "stress_test_fault_duration": "1m"},
+            "must close before the run ends",
+        ),
+        ({"stress_test_target_url": "http://127.0.0.1:{free}"}, "does not answer GET /health/liveness"),
+        ({"stress_test_prometheus_url": "http://127.0.0.1:{free}"}, "cannot be reached"),
+    ],
+    ids=[
+        "unknown-shape",
+        "non-numeric-users",
+        "bad-duration",
+        "fault-window",
+        "target-down",
+        "prometheus-down",
+    ],
+)
+def test_bad_settings_fail_before_any_load(tmp_path: Path, lab, extra: dict, message: str) -> None:
+    app, prom_server = lab
+    extra = {k: v.format(free=free_port()) if isinstance(v, str) else v for k, v in extra.items()}
+    prom = Prometheus(url_fetcher(prom_server.url), prom_server.url)
+    count = 'sum(app_request_count_total{app="flask-api",endpoint=~"/api/.+"})'
+    before = prom.scalar(count, time.time())
+    proc = stress(tmp_path, app, prom_server, check=False, **extra)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "lab" / "reports").exists()  # stopped in the preflight
+    time.sleep(2)
+    assert prom.scalar(count, time.time()) == before  # no load was sent
