@@ -29,9 +29,18 @@ $(VENV)/.dev-stamp: $(VENV)/.lab-stamp $(DEV_REQS)
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	@touch $@
 
-.PHONY: venv dev-venv
+# checkov (security scan of the rendered manifests) pins packages that clash with the dev tools: own venv.
+CHECKOV_VENV ?= .venv-checkov
+$(CHECKOV_VENV)/.stamp: requirements/checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || "$$(scripts/find-python.sh)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements/checkov.txt
+	@touch $@
+
+.PHONY: venv dev-venv checkov-venv
 venv: $(VENV)/.lab-stamp ## Create the lab virtualenv (ansible, kubernetes client)
 dev-venv: $(VENV)/.dev-stamp ## Create the virtualenv with every test tool
+checkov-venv: $(CHECKOV_VENV)/.stamp ## Create checkov's own virtualenv (security scan of the rendered manifests)
 
 .PHONY: lab stress teardown render
 lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
@@ -62,7 +71,7 @@ lint: dev-venv ## ruff, yamllint, ansible-lint (production profile), syntax-chec
 	$(BIN)/ansible-lint --offline --profile production
 	@for pb in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; echo "syntax ok: $$pb"; done
 
-pytest: dev-venv system-deps ## Unit, integration and static-validation tests (pytest)
+pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest)
 	$(BIN)/pytest
 
 molecule: dev-venv system-deps ## molecule test: the local platform end to end
@@ -74,4 +83,4 @@ bench: dev-venv system-deps ## Benchmarks (not tests): print throughput/latency 
 
 .PHONY: clean
 clean: ## Remove the virtualenv and build outputs
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache

@@ -1,0 +1,188 @@
+"""The rendered Kubernetes manifests: strict schema validation at the pinned Kubernetes version, and the API's
+contract (labels, probes, graceful shutdown, security context, scrape annotations, config checksum)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import run_playbook
+from tests.static.helpers import ROOT, group_vars, kubernetes_version, manifests
+
+
+def _by_kind(rendered: Path, folder: str) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for _path, doc in manifests(rendered / folder)}
+
+
+def test_render_writes_every_file(rendered_dir: Path) -> None:
+    assert set(_by_kind(rendered_dir, "app_deploy")) == {
+        "Namespace",
+        "ServiceAccount",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+    }
+    assert {p.name for p in (rendered_dir / "monitoring" / "values").iterdir()} == {
+        "prometheus.yaml",
+        "loki.yaml",
+        "alloy.yaml",
+        "grafana.yaml",
+    }
+    assert set(_by_kind(rendered_dir, "monitoring/manifests")) == {"Namespace", "ConfigMap"}
+
+
+def test_every_manifest_validates_strictly(rendered_dir: Path) -> None:
+    found = manifests(rendered_dir)
+    assert len(found) >= 9, [p.name for p, _ in found]
+    errors = []
+    for path, doc in found:
+        try:
+            kubernetes_validate.validate(doc, kubernetes_version(), strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{path.relative_to(rendered_dir)} {doc['kind']}/{doc['metadata']['name']}: {exc}")
+    assert not errors, "\n".join(errors)
+
+
+def test_strict_validation_rejects_an_unknown_field(rendered_dir: Path) -> None:
+    deployment = copy.deepcopy(_by_kind(rendered_dir, "app_deploy")["Deployment"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, kubernetes_version(), strict=True)
+
+
+@pytest.fixture(scope="module")
+def api(rendered_dir: Path) -> dict[str, dict[str, Any]]:
+    return _by_kind(rendered_dir, "app_deploy")
+
+
+def test_api_objects_live_in_the_lab_namespace(api: dict[str, dict[str, Any]]) -> None:
+    lab = group_vars("lab")
+    assert api["Namespace"]["metadata"]["name"] == lab["lab_app_namespace"]
+    assert api["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for kind, doc in api.items():
+        if kind != "Namespace":
+            assert doc["metadata"]["namespace"] == lab["lab_app_namespace"], kind
+
+
+def test_deployment_contract(api: dict[str, dict[str, Any]]) -> None:
+    lab, resources = group_vars("lab"), group_vars("resources")
+    dep = api["Deployment"]
+    pod = dep["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert dep["spec"]["replicas"] == resources["app_deploy_replicas"] == 2
+    # The Prometheus contract: the pod label `app` becomes the series label rules select on.
+    assert pod["metadata"]["labels"]["app"] == lab["lab_app_name"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "8000"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/liveness"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/liveness"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/readiness"
+    assert container["resources"] == resources["app_deploy_resources"]
+    assert container["envFrom"] == [{"configMapRef": {"name": api["ConfigMap"]["metadata"]["name"]}}]
+
+
+def test_graceful_termination_covers_drain_and_graceful_timeout(api: dict[str, dict[str, Any]]) -> None:
+    env = api["ConfigMap"]["data"]
+    grace = api["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > float(env["APP_SHUTDOWN_DRAIN_SECONDS"]) + int(env["APP_GRACEFUL_TIMEOUT"])
+    strategy = api["Deployment"]["spec"]["strategy"]["rollingUpdate"]
+    assert strategy["maxUnavailable"] == 0
+
+
+def test_restricted_security_context(api: dict[str, dict[str, Any]]) -> None:
+    spec = api["Deployment"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert spec["automountServiceAccountToken"] is False
+    assert api["ServiceAccount"]["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # The only writable path is the /tmp emptyDir, which holds PROMETHEUS_MULTIPROC_DIR.
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert spec["volumes"][0]["emptyDir"]["sizeLimit"]
+    assert api["ConfigMap"]["data"]["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+
+
+def test_settings_and_faults_reach_the_configmap(api: dict[str, dict[str, Any]]) -> None:
+    app = group_vars("app")
+    data = api["ConfigMap"]["data"]
+    for name, value in {**app["app_deploy_settings"], **app["app_deploy_faults"]}.items():
+        assert data[name] == str(value), name
+    assert all(isinstance(v, str) for v in data.values())
+
+
+def test_service_pdb_and_networkpolicy_select_the_pods(api: dict[str, dict[str, Any]]) -> None:
+    labels = api["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert api["Service"]["spec"]["selector"].items() <= labels.items()
+    assert api["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    # Annotating the Service too would make the chart's kubernetes-service-endpoints job scrape every pod twice.
+    assert not any(k.startswith("prometheus.io/") for k in api["Service"]["metadata"].get("annotations", {}))
+    assert api["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert api["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+
+
+def test_image_is_tagged_with_the_source_hash(api: dict[str, dict[str, Any]]) -> None:
+    image = api["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"flask-api:src-[0-9a-f]{12}", image), image
+
+
+def test_dashboards_configmap_holds_every_dashboard(rendered_dir: Path) -> None:
+    cm = _by_kind(rendered_dir, "monitoring/manifests")["ConfigMap"]
+    files = sorted((ROOT / "files" / "dashboards").glob("*.json"))
+    assert sorted(cm.get("data") or {}) == [f.name for f in files]
+    for f in files:
+        assert json.loads(cm["data"][f.name]) == json.loads(f.read_text()), f.name
+
+
+def test_a_fault_change_rolls_the_pods_and_nothing_else_does(rendered_dir: Path, tmp_path: Path) -> None:
+    faults = dict(group_vars("app")["app_deploy_faults"], APP_EXTRA_LATENCY_MS="250")
+    again, changed = tmp_path / "again", tmp_path / "changed"
+    run_playbook("render.yml", "-e", f"lab_render_dir={again}", "-e", "lab_platform=minikube")
+    run_playbook(
+        "render.yml",
+        "-e",
+        f"lab_render_dir={changed}",
+        "-e",
+        "lab_platform=minikube",
+        "-e",
+        json.dumps({"app_deploy_faults": faults}),
+    )
+
+    def checksum(root: Path) -> str:
+        return _by_kind(root, "app_deploy")["Deployment"]["spec"]["template"]["metadata"]["annotations"][
+            "checksum/config"
+        ]
+
+    assert checksum(again) == checksum(rendered_dir)
+    assert checksum(changed) != checksum(rendered_dir)
+    assert _by_kind(changed, "app_deploy")["ConfigMap"]["data"]["APP_EXTRA_LATENCY_MS"] == "250"
+    # Rendering is deterministic: a second run writes byte-identical files.
+    for path in sorted((rendered_dir / "app_deploy").glob("*.yaml")) + sorted(
+        (rendered_dir / "monitoring" / "values").glob("*.yaml")
+    ):
+        twin = again / path.relative_to(rendered_dir)
+        assert twin.read_text() == path.read_text(), path.name
+
+
+def test_rendered_files_are_plain_yaml(rendered_dir: Path) -> None:
+    for path in sorted((rendered_dir / "monitoring").rglob("*.yaml")) + sorted(
+        (rendered_dir / "app_deploy").glob("*.yaml")
+    ):
+        assert yaml.safe_load(path.read_text()) is not None, path
