@@ -11,7 +11,7 @@ The API's and the stress Job's containers come from their rendered manifests.
 The Minikube fit compares the sums, plus the requests of the pods Minikube itself runs (kubeadm's control plane,
 CoreDNS, metrics-server: SYSTEM_PODS below), with the node size in group_vars/all/resources.yml.
 
-Usage: scripts/resource_budget.py [--rendered build/rendered] [--json] [--check]
+Usage: scripts/resource_budget.py [--rendered build/rendered] [--json | --markdown] [--check]
 --check exits 1 when the monitoring stack is over its target (1.5 GiB of memory limits, 0.6 CPU of requests)
 or the lab does not fit the Minikube node.
 """
@@ -403,12 +403,56 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The summary table of roles/monitoring/README.md (the tests check the README still says this)."""
+
+    def cpu(v: float) -> str:
+        return f"{v:.0f}m"
+
+    def mem(v: float) -> str:
+        return f"{v:.0f} MiB"
+
+    lines = [
+        "| part | containers | CPU requests | memory requests | CPU limits | memory limits |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    groups = {"monitoring": "monitoring stack", "app": "API", "stress": "stress Job"}
+    counted = {g: sum(c["count"] for c in result["containers"] if c["group"] == g) for g in groups}
+    for name, s in result["sums"].items():
+        group = name.split(" ")[0]
+        if group == "stress":
+            variant = name[name.index("(") + 1 : -1]
+            n = sum(c["count"] for c in result["containers"] if c["source"] == f"{variant}.yaml")
+            label = f"stress Job ({variant}, the larger variant)"
+        elif name == "minikube system pods":
+            n, label = len(SYSTEM_PODS), "Minikube's own pods (control plane, CoreDNS, metrics-server)"
+        else:
+            n, label = counted[group], groups[group]
+        req, lim = s["requests"], s["limits"]
+        lines.append(
+            f"| {label} | {n} | {cpu(req['cpu'])} | {mem(req['memory'])} | {cpu(lim['cpu'])} | {mem(lim['memory'])} |"
+        )
+    t, node = result["total"], result["node"]
+    lines.append(
+        f"| **total** | | **{cpu(t['requests']['cpu'])}** | **{mem(t['requests']['memory'])}** "
+        f"| {cpu(t['limits']['cpu'])} | **{mem(t['limits']['memory'])}** |"
+    )
+    lines.append(
+        f"| Minikube node (`--cpus={node['cpu'] / 1000:g} --memory={node['memory']:.0f}m`) | | {cpu(node['cpu'])} "
+        f"| {mem(node['memory'])} | | {mem(node['memory'])} |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--rendered", type=Path, default=ROOT / "build" / "rendered", help="render.yml's output folder"
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the summary table of the monitoring README"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target or the Minikube fit fails")
     args = parser.parse_args(argv)
     if not (args.rendered / "monitoring" / "charts.yaml").is_file():
@@ -422,7 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     except BudgetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.markdown:
+        print(markdown(result))
+    else:
+        print(report(result))
     return 1 if args.check and not all(result["checks"].values()) else 0
 
 

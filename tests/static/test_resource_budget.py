@@ -1,0 +1,114 @@
+"""The resource-efficiency claim: the monitoring stack's summed requests and limits (every container, sidecars
+included), computed from the rendered values by scripts/resource_budget.py, stay within 1.5 GiB of memory limits
+and 0.6 CPU of requests, the whole lab fits the Minikube size in group_vars, and roles/monitoring/README.md
+states the very figures the script computes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scripts import resource_budget as rb
+from tests.static.helpers import ROOT
+
+
+def test_monitoring_stack_within_target_and_lab_fits_minikube(rendered_dir: Path) -> None:
+    result = rb.budget(rendered_dir)
+    failed = [name for name, ok in result["checks"].items() if not ok]
+    assert not failed, rb.report(result)
+    mon = result["sums"]["monitoring"]
+    assert mon["limits"]["memory"] <= 1536
+    assert mon["requests"]["cpu"] <= 600
+
+
+def test_every_container_of_the_stack_is_counted(rendered_dir: Path) -> None:
+    names = {
+        (c["workload"], c["container"])
+        for c in rb.budget(rendered_dir)["containers"]
+        if c["group"] == "monitoring"
+    }
+    assert names == {
+        ("prometheus-server", "prometheus-server"),
+        ("prometheus-server", "config-reloader"),
+        ("loki", "loki"),
+        ("alloy (daemonset)", "alloy"),
+        ("alloy (daemonset)", "config-reloader"),
+        ("grafana", "grafana"),
+    }
+
+
+def test_readme_states_the_computed_figures(rendered_dir: Path) -> None:
+    table = rb.markdown(rb.budget(rendered_dir))
+    readme = (ROOT / "roles" / "monitoring" / "README.md").read_text()
+    assert table in readme, (
+        "roles/monitoring/README.md no longer states the computed budget; replace its table with the output of "
+        "`make render && .venv/bin/python scripts/resource_budget.py --markdown`:\n" + table
+    )
+
+
+def test_cli(rendered_dir: Path, tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "resource_budget.py"
+    ok = subprocess.run(
+        [sys.executable, str(script), "--rendered", str(rendered_dir), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "[ok] monitoring memory limits <= 1.5 GiB" in ok.stdout
+    missing = subprocess.run(
+        [sys.executable, str(script), "--rendered", str(tmp_path)], capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert "run `make render`" in missing.stderr
+
+
+@pytest.fixture
+def rendered_copy(rendered_dir: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "rendered"
+    shutil.copytree(rendered_dir, copy)
+    return copy
+
+
+def _edit_values(root: Path, release: str, patch: dict) -> None:
+    path = root / "monitoring" / "values" / f"{release}.yaml"
+    path.write_text(yaml.safe_dump(rb.deep_merge(yaml.safe_load(path.read_text()), patch)))
+
+
+def test_an_unaccounted_sidecar_is_an_error(rendered_copy: Path) -> None:
+    _edit_values(rendered_copy, "grafana", {"sidecar": {"dashboards": {"enabled": True}}})
+    with pytest.raises(rb.BudgetError, match=r"sidecar\.resources"):
+        rb.budget(rendered_copy)
+
+
+def test_an_enabled_subchart_is_an_error(rendered_copy: Path) -> None:
+    _edit_values(rendered_copy, "prometheus", {"alertmanager": {"enabled": True}})
+    with pytest.raises(rb.BudgetError, match="alertmanager"):
+        rb.budget(rendered_copy)
+
+
+def test_over_budget_is_reported(rendered_copy: Path) -> None:
+    _edit_values(rendered_copy, "grafana", {"resources": {"limits": {"memory": "1Gi"}}})
+    result = rb.budget(rendered_copy)
+    assert result["checks"]["monitoring memory limits <= 1.5 GiB"] is False
+
+
+@pytest.mark.parametrize(("quantity", "millis"), [("100m", 100), ("0.5", 500), (2, 2000), ("1.5", 1500)])
+def test_cpu_quantities(quantity: object, millis: float) -> None:
+    assert rb.cpu_millis(quantity) == millis
+
+
+@pytest.mark.parametrize(
+    ("quantity", "mib"), [("128Mi", 128), ("1Gi", 1024), ("512Ki", 0.5), ("1048576", 1), ("1G", 1e9 / 2**20)]
+)
+def test_memory_quantities(quantity: str, mib: float) -> None:
+    assert rb.memory_mib(quantity) == pytest.approx(mib)
+
+
+def test_bad_quantity_is_an_error() -> None:
+    with pytest.raises(rb.BudgetError):
+        rb.memory_mib("lots")
