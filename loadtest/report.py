@@ -197,6 +197,16 @@ def build_report(prom: Prometheus, run: dict[str, Any], eval_time: float) -> dic
                 "budget_consumed": burn * duration / slo.window_seconds,
             }
 
+    locust = locust_figures(Path(run["locust_csv_prefix"])) if run.get("locust_csv_prefix") else None
+    notes = []
+    if locust and locust["api_requests"] and requests:
+        gap = (requests - locust["api_requests"]) / locust["api_requests"]
+        if abs(gap) > 0.1:
+            notes.append(
+                f"Prometheus counted {gap:+.0%} API requests compared with Locust: other clients, requests that never "
+                "reached the API (restarts), or series that first appeared during the run (increase() cannot see "
+                "their first increment)"
+            )
     return {
         "run_id": run.get("run_id"),
         "platform": run.get("platform"),
@@ -225,9 +235,8 @@ def build_report(prom: Prometheus, run: dict[str, Any], eval_time: float) -> dic
         "budget": budgets,
         "alerts_fired": _alerts(prom.query(q["alerts_firing"], eval_time)),
         "alerts_pending": _alerts(prom.query(q["alerts_pending"], eval_time)),
-        "locust": locust_figures(Path(run.get("locust_csv_prefix", "")))
-        if run.get("locust_csv_prefix")
-        else None,
+        "locust": locust,
+        "notes": notes,
         "queries": q,
         "verdict": verdict,
         "breaches": breaches,
@@ -300,6 +309,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report["breaches"]:
         lines += ["## Breaches", "", *(f"- {b}" for b in report["breaches"]), ""]
+    if report.get("notes"):
+        lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
     if report.get("fault_window"):
         lines += ["## Fault window", "", f"`{json.dumps(report['fault_window'])}`", ""]
     lines += ["## Queries", "", *(f"- {k}: `{v}`" for k, v in report["queries"].items()), ""]

@@ -244,3 +244,19 @@ def test_cli_writes_report_files(tmp_path: Path, monkeypatch, capsys) -> None:
     assert written["fault_window"] == {"on": 1010.0, "off": 1030.0}
     assert (tmp_path / "report.md").read_text().startswith("# Stress test")
     assert "verdict" in capsys.readouterr().out
+
+
+def test_a_gap_between_prometheus_and_locust_is_noted(tmp_path: Path) -> None:
+    header = "Type,Name,Request Count,Failure Count,Requests/s,50%,95%,99%"
+    (tmp_path / "locust_stats.csv").write_text(
+        f"{header}\nGET,/api/users,12000,0,200,1,2,3\n,Aggregated,12000,0,200,1,2,3\n"
+    )
+    fake = FakePrometheus(GOOD)
+    run = {**RUN, "locust_csv_prefix": str(tmp_path / "locust")}
+    rep = report.build_report(Prometheus(fake.fetch, "fake"), run, eval_time=1065.0)
+    assert rep["locust"]["api_requests"] == 12000
+    assert len(rep["notes"]) == 1
+    assert rep["notes"][0].startswith("Prometheus counted -17% API requests compared with Locust")
+    assert "## Notes" in report.markdown(rep)
+    rep_close = report.build_report(Prometheus(fake.fetch, "fake"), {**run, "locust_csv_prefix": ""}, 1065.0)
+    assert rep_close["notes"] == []
