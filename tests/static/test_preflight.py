@@ -75,3 +75,19 @@ def test_kubernetes_preflight_default_kubeconfig_and_registry_set(tmp_path: Path
     )
     assert "no Kubernetes cluster answers with the current context of $KUBECONFIG or ~/.kube/config" in text
     assert "app_image_registry" not in text
+
+
+def test_teardown_without_a_cluster_says_so_and_succeeds(tmp_path: Path) -> None:
+    env = ansible_env()
+    env["HOME"] = str(tmp_path)
+    env.pop("KUBECONFIG", None)
+    cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "teardown.yml")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    text = " ".join(out.split())
+    assert "No cluster answers" in text
+    assert "nothing of monitoring to remove" in text
+    assert "nothing of app_deploy to remove" in text
+    assert "minikube_reset_delete_profile=true" in text
+    assert "changed=0" in text
