@@ -85,6 +85,26 @@ def test_promtool_unit_tests_1d(rules_1d: Path, tmp_path: Path) -> None:
     run_unit_tests(rules_1d, "slo_1d.test.yml", tmp_path)
 
 
+def test_outage_condition_is_what_pages_within_two_minutes(render_rules: Render, tmp_path: Path) -> None:
+    """Without the near-total-outage branch (outage_error_ratio 1 = never), the Workbook pairs alone page
+    too late and the 2-minute assertions of slo_30d_fast.test.yml fail."""
+    rules_dir = (
+        render_rules(
+            monitoring_runbook_base_url="https://runbooks.test",
+            lab_slo={**DEFAULT_SLO, "outage_error_ratio": 1},
+        )
+        / "rules"
+    )
+    for name in RULE_FILES:
+        shutil.copy(rules_dir / name, tmp_path / name)
+    shutil.copy(HERE / "slo_30d_fast.test.yml", tmp_path / "slo_30d_fast.test.yml")
+    proc = promtool("test", "rules", "slo_30d_fast.test.yml", cwd=tmp_path)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "time: 6h1m" in output, output
+    assert "time: 6h2m" in output, output
+
+
 def test_windows_are_scaled(rules_30d: Path, rules_1d: Path) -> None:
     def records(rules_dir: Path) -> set[str]:
         return {r["record"] for r in load_rules(rules_dir) if "record" in r}
