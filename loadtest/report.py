@@ -148,6 +148,66 @@ def _alerts(result: list[dict[str, Any]]) -> list[dict[str, str]]:
     return sorted(found, key=lambda a: (a["alertname"], a["slo"]))
 
 
+def phases(shape: dict[str, Any], run_seconds: float) -> list[dict[str, Any]]:
+    """The parts of a step or spike run to judge one by one: (label, users, from, to) in seconds after the start."""
+    name = shape.get("name")
+    found: list[dict[str, Any]] = []
+    if name == "step":
+        length, per_step, top = int(shape["step_seconds"]), int(shape["step_users"]), int(shape["users"])
+        begin = 0
+        while begin < run_seconds - 1:
+            users = min(top, (begin // length + 1) * per_step)
+            found.append(
+                {
+                    "phase": f"{users} users",
+                    "users": users,
+                    "from": begin,
+                    "to": min(begin + length, run_seconds),
+                }
+            )
+            begin += length
+    elif name == "spike":
+        at, length = int(shape["spike_at"]), int(shape["spike_seconds"])
+        found = [
+            {"phase": "before the spike", "users": shape["base_users"], "from": 0, "to": at},
+            {"phase": "spike", "users": shape["users"], "from": at, "to": at + length},
+            {"phase": "recovery", "users": shape["base_users"], "from": at + length, "to": run_seconds},
+        ]
+    return [p for p in found if p["to"] - p["from"] >= 1]
+
+
+def judge_phases(prom: Prometheus, run: dict[str, Any], slo: Slo) -> list[dict[str, Any]]:
+    """Per phase: throughput, 5xx ratio, share under the threshold, p99, and whether it met both SLOs."""
+    start, end = float(run["start"]), float(run["end"])
+    rows = []
+    for phase in phases(run.get("shape") or {}, end - start):
+        length = math.ceil(phase["to"] - phase["from"])
+        q = queries(run["app"], run["namespace"], slo.latency_threshold, length)
+        at = start + phase["to"]
+        requests = _number(prom.scalar(q["requests"], at)) or 0.0
+        errors = _number(prom.scalar(q["errors"], at)) or 0.0
+        count = _number(prom.scalar(q["latency_count"], at)) or 0.0
+        good = _number(prom.scalar(q["latency_good"], at)) or 0.0
+        error_ratio = errors / requests if requests else None
+        under = min(1.0, good / count) if count else None
+        ok = (
+            None
+            if error_ratio is None or under is None
+            else error_ratio <= 1 - slo.availability_objective and under >= slo.latency_objective
+        )
+        rows.append(
+            {
+                **phase,
+                "throughput_rps": requests / length,
+                "error_ratio": error_ratio,
+                "latency_under_threshold_ratio": under,
+                "latency_p99_seconds": _number(prom.scalar(q["p99"], at)),
+                "meets_slo": ok,
+            }
+        )
+    return rows
+
+
 def build_report(prom: Prometheus, run: dict[str, Any], eval_time: float) -> dict[str, Any]:
     """Query Prometheus over [start, eval_time] and compute the verdict against the SLO."""
     slo = Slo.from_spec(run["slo"])
@@ -233,6 +293,9 @@ def build_report(prom: Prometheus, run: dict[str, Any], eval_time: float) -> dic
             "latency_p99_seconds": values["p99"],
         },
         "budget": budgets,
+        "phases": (phase_rows := judge_phases(prom, run, slo)),
+        # step shape: the first step (user count) at which the API no longer met both SLOs.
+        "first_failing_phase": next((p["phase"] for p in phase_rows if p["meets_slo"] is False), None),
         "alerts_fired": _alerts(prom.query(q["alerts_firing"], eval_time)),
         "alerts_pending": _alerts(prom.query(q["alerts_pending"], eval_time)),
         "locust": locust,
@@ -286,6 +349,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if locust:
         rows.append(("Locust requests / failures", f"{locust['requests']:,} / {locust['failures']:,}", ""))
         rows.append(("Locust p95", "n/a" if locust["p95_ms"] is None else f"{locust['p95_ms']:.0f} ms", ""))
+    if report.get("phases"):
+        rows.append(("first phase failing the SLOs", report.get("first_failing_phase") or "none", ""))
     rows.append(("verdict", report["verdict"].upper(), ""))
     return rows
 
@@ -309,6 +374,20 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report["breaches"]:
         lines += ["## Breaches", "", *(f"- {b}" for b in report["breaches"]), ""]
+    if report.get("phases"):
+        lines += [
+            "## Phases",
+            "",
+            "| phase | seconds | throughput | 5xx ratio | under threshold | p99 | meets the SLOs |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {p['phase']} | {p['from']:.0f}-{p['to']:.0f} | {_fmt(p['throughput_rps'], 'rps')} | "
+                f"{_fmt(p['error_ratio'], 'pct')} | {_fmt(p['latency_under_threshold_ratio'], 'pct')} | "
+                f"{_fmt(p['latency_p99_seconds'], 'ms')} | {'n/a' if p['meets_slo'] is None else p['meets_slo']} |"
+                for p in report["phases"]
+            ),
+            "",
+        ]
     if report.get("notes"):
         lines += ["## Notes", "", *(f"- {n}" for n in report["notes"]), ""]
     if report.get("fault_window"):

@@ -260,3 +260,33 @@ def test_a_gap_between_prometheus_and_locust_is_noted(tmp_path: Path) -> None:
     assert "## Notes" in report.markdown(rep)
     rep_close = report.build_report(Prometheus(fake.fetch, "fake"), {**run, "locust_csv_prefix": ""}, 1065.0)
     assert rep_close["notes"] == []
+
+
+def test_step_phases_follow_the_shape() -> None:
+    shape = {"name": "step", "users": 25, "step_users": 10, "step_seconds": 20, "duration": 70}
+    got = [(p["phase"], p["from"], p["to"]) for p in report.phases(shape, 70.4)]
+    assert got == [("10 users", 0, 20), ("20 users", 20, 40), ("25 users", 40, 60), ("25 users", 60, 70.4)]
+    assert report.phases({"name": "steady", "users": 5}, 60) == []
+
+
+def test_spike_phases_are_before_during_and_after() -> None:
+    shape = {"name": "spike", "users": 100, "base_users": 5, "spike_at": 20, "spike_seconds": 10}
+    got = [(p["phase"], p["users"], p["from"], p["to"]) for p in report.phases(shape, 60)]
+    assert got == [("before the spike", 5, 0, 20), ("spike", 100, 20, 30), ("recovery", 5, 30, 60)]
+
+
+def test_each_step_is_judged_over_its_own_window() -> None:
+    run = {
+        **RUN,
+        "shape": {"name": "step", "users": 20, "step_users": 10, "step_seconds": 30, "duration": 60},
+    }
+    fake = FakePrometheus({**GOOD, "errors": 600.0})
+    rep = report.build_report(Prometheus(fake.fetch, "fake"), run, eval_time=1065.0)
+    assert [p["phase"] for p in rep["phases"]] == ["10 users", "20 users"]
+    assert {at for q, at in fake.asked if "[30s]" in q} == {"1030.000", "1060.000"}
+    assert all(p["meets_slo"] is False for p in rep["phases"])
+    assert rep["first_failing_phase"] == "10 users"
+    assert "## Phases" in report.markdown(rep)
+    good = report.build_report(Prometheus(FakePrometheus(GOOD).fetch, "fake"), run, eval_time=1065.0)
+    assert [p["meets_slo"] for p in good["phases"]] == [True, True]
+    assert good["first_failing_phase"] is None
