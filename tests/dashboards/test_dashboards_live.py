@@ -2,7 +2,7 @@
 
 Every PromQL panel query and template variable of every dashboard returns data, every recording rule
 produces a value, nothing fires at rest, and traffic to /api/error fires the fast-burn page (which fills
-the SLO dashboard's alerts table).
+the SLO dashboard's alerts table). A second test shows one fault setting (APP_DB_FAILURE_RATE) paging too.
 
 Known exceptions (no cAdvisor on loopback): the queries reading cAdvisor's container_* metrics, listed in
 CADVISOR_QUERIES; test_dashboards.py checks that they parse and use only metrics the Prometheus chart's
@@ -180,3 +180,26 @@ def test_every_panel_query_and_recording_rule_has_data(
         assert fired[0]["metric"]["severity"] == "page"
         for q in alerts_queries:
             assert has_data(query(prometheus.url, substitute(q.expr, LIVE_VALUES))), q.name
+
+
+def test_db_failure_fault_fires_the_fast_burn_page(tmp_path: Path, rules_default: Path) -> None:
+    """One fault setting (APP_DB_FAILURE_RATE=0.9: 81% of /api/users fail after the retry) pages."""
+    env = {"APP_DB_FAILURE_RATE": "0.9", "APP_SHUTDOWN_DRAIN_SECONDS": "0"}
+    with (
+        start_app(tmp_path / "app", workers=2, env=env) as app,
+        start_prometheus(
+            tmp_path,
+            scrape_targets=[app.url.removeprefix("http://")],
+            rule_files=[rules_default / "recording_rules.yml", rules_default / "alerting_rules.yml"],
+            labels=LABELS,
+        ) as prom,
+        Load(app.url),
+    ):
+        fired = wait_for_series(
+            prom.url, 'ALERTS{alertname="ApiAvailabilityFastBurn", alertstate="firing"}', timeout=45
+        )
+        assert fired[0]["metric"]["slo"] == "availability"
+        ratio = query(prom.url, 'slo:sli_error:ratio_rate5m{slo="availability"}')
+        assert float(ratio[0]["value"][1]) > 0.2
+        # Only availability is broken: the latency SLO does not page.
+        assert not query(prom.url, 'ALERTS{alertname="ApiLatencyFastBurn", alertstate="firing"}')
