@@ -4,6 +4,7 @@ contract (labels, probes, graceful shutdown, security context, scrape annotation
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -139,8 +140,20 @@ def test_service_pdb_and_networkpolicy_select_the_pods(api: dict[str, dict[str, 
 
 
 def test_image_is_tagged_with_the_source_hash(api: dict[str, dict[str, Any]]) -> None:
+    """The tag is a hash of exactly the files the image is built from (app/.dockerignore's allow-list), so a
+    change to them rolls the pods and a change elsewhere in app/ (tests, README) does not rebuild."""
     image = api["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert re.fullmatch(r"flask-api:src-[0-9a-f]{12}", image), image
+    app = ROOT / "app"
+    kept = sorted(
+        rel
+        for rel in (p.relative_to(app).as_posix() for p in app.rglob("*") if p.is_file())
+        if re.match(r"^(Dockerfile|\.dockerignore|requirements\.txt|gunicorn\.conf\.py|labapi/.*)$", rel)
+        and not re.search(r"(__pycache__/|\.py[co]$)", rel)
+    )
+    assert "Dockerfile" in kept
+    assert any(rel.startswith("labapi/") for rel in kept)
+    lines = "\n".join(f"{rel} {hashlib.sha1((app / rel).read_bytes()).hexdigest()}" for rel in kept)
+    assert image == f"flask-api:src-{hashlib.sha256(lines.encode()).hexdigest()[:12]}"
 
 
 def test_dashboards_configmap_holds_every_dashboard(rendered_dir: Path) -> None:
