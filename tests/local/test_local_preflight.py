@@ -1,0 +1,187 @@
+"""The local platform's preflight: bad input and a taken port stop site.yml early with a message that says what to do.
+
+Each test runs the real playbooks/site.yml (or teardown.yml) with lab_platform=local against a lab_dir in tmp_path,
+limited by tags to the preflight that is being tested, so no process is started.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, ROOT, ansible_env
+
+LOCAL_PORTS = {"api": 0, "prometheus": 0, "alertmanager": 0, "grafana": 0, "loki": 0, "alloy": 0}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    """A port map for lab_local_ports where every port is free right now."""
+    return {name: free_port() for name in LOCAL_PORTS}
+
+
+@pytest.fixture
+def squatter() -> Iterator[socket.socket]:
+    """A listening socket that is not the lab's: someone else holding a port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def run(
+    playbook: str, lab_dir: Path, extra: dict[str, object], *args: str, home: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra_vars = {"lab_platform": "local", "lab_dir": str(lab_dir), **extra}
+    env = ansible_env()
+    env["ANSIBLE_NOCOLOR"] = "1"
+    if home is not None:
+        env["HOME"] = str(home)
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        str(ROOT / "playbooks" / playbook),
+        "-e",
+        json.dumps(extra_vars),
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def output(proc: subprocess.CompletedProcess[str]) -> str:
+    # The YAML callback folds long messages over several lines: compare on single spaces.
+    return " ".join((proc.stdout + proc.stderr).split())
+
+
+def test_port_taken_by_another_process_stops_the_api(tmp_path: Path, ports: dict[str, int], squatter) -> None:
+    taken = squatter.getsockname()[1]
+    proc = run(
+        "site.yml",
+        tmp_path / "lab",
+        {"lab_local_ports": {**ports, "api": taken}},
+        "--tags",
+        "app_deploy_preflight",
+    )
+    text = output(proc)
+    assert proc.returncode != 0, text[-3000:]
+    assert (
+        f"Port {taken} on 127.0.0.1 (lab_local_ports.api, for app) is already in use by another process"
+        in text
+    )
+    assert "pick a free port for lab_local_ports.api in group_vars/all/local.yml" in text
+
+
+def test_port_taken_by_another_process_stops_prometheus(
+    tmp_path: Path, ports: dict[str, int], squatter
+) -> None:
+    taken = squatter.getsockname()[1]
+    proc = run(
+        "site.yml",
+        tmp_path / "lab",
+        {"lab_local_ports": {**ports, "prometheus": taken}},
+        "--tags",
+        "monitoring_preflight",
+    )
+    text = output(proc)
+    assert proc.returncode != 0, text[-3000:]
+    assert f"Port {taken} on 127.0.0.1 (lab_local_ports.prometheus, for prometheus) is already in use" in text
+
+
+def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -> None:
+    # app_deploy's preflight also wants the app's image: with no image it says how to build it, after the port check.
+    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports}, "--tags", "monitoring_preflight")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports}, "--tags", "app_deploy_preflight")
+    text = output(proc)
+    assert proc.returncode != 0
+    assert "already in use" not in text
+    assert "The API's virtualenv is not built yet" in text
+    assert "Run the whole playbooks/site.yml -e lab_platform=local" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "tags", "expected"),
+    [
+        (
+            {"monitoring_local_scrape_interval": "fast"},
+            "monitoring_preflight",
+            "monitoring_local_scrape_interval and monitoring_local_evaluation_interval (group_vars/all/local.yml) "
+            "must be Prometheus durations",
+        ),
+        (
+            {"monitoring_local_retention": "forever"},
+            "monitoring_preflight",
+            "monitoring_local_retention one like 7d",
+        ),
+        (
+            {"app_deploy_local_workers": 0},
+            "app_deploy_preflight",
+            "app_deploy_local_workers (group_vars/all/local.yml) must be an integer from 1 to 64; got 0",
+        ),
+        (
+            {"app_deploy_faults": {"APP_DB_FAILURE_RATE": {"nested": 1}}},
+            "app_deploy_preflight",
+            "app_deploy_settings and app_deploy_faults (group_vars/all/app.yml) must map environment variable names",
+        ),
+        (
+            {"app_image_local_python": "/nonexistent/python3"},
+            "app_image_preflight",
+            "app_image_local_python (/nonexistent/python3) must be a Python >= 3.12 with the venv module",
+        ),
+    ],
+    ids=["scrape-interval", "retention", "workers", "faults-shape", "python"],
+)
+def test_bad_input_gets_a_clear_message(
+    tmp_path: Path, ports: dict[str, int], extra: dict[str, object], tags: str, expected: str
+) -> None:
+    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports, **extra}, "--tags", tags)
+    text = output(proc)
+    assert proc.returncode != 0, text[-3000:]
+    assert expected in text, text[-3000:]
+
+
+def test_missing_binaries_message_says_what_to_install(tmp_path: Path, ports: dict[str, int]) -> None:
+    binaries = {
+        name: [f"/nonexistent/{name}"]
+        for name in ("prometheus", "promtool", "alertmanager", "amtool", "grafana", "loki", "alloy")
+    }
+    proc = run(
+        "site.yml",
+        tmp_path / "lab",
+        {"lab_local_ports": ports, "monitoring_local_binaries": binaries},
+        "--tags",
+        "monitoring_preflight",
+    )
+    text = output(proc)
+    assert proc.returncode != 0
+    assert "sudo apt-get install prometheus prometheus-alertmanager" in text
+    assert "https://prometheus.io/download/" in text
+
+
+def test_teardown_of_a_lab_that_does_not_exist_is_a_no_op(tmp_path: Path) -> None:
+    proc = run("teardown.yml", tmp_path / "never-created", {})
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert not (tmp_path / "never-created").exists()
+
+
+def test_teardown_refuses_to_remove_the_home_directory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "keep").mkdir(parents=True)
+    proc = run("teardown.yml", home, {}, home=home)
+    text = output(proc)
+    assert proc.returncode != 0
+    assert "looks like a system or home directory" in text
+    assert (home / "keep").is_dir()
