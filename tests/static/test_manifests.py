@@ -199,3 +199,18 @@ def test_rendered_files_are_plain_yaml(rendered_dir: Path) -> None:
         (rendered_dir / "app_deploy").glob("*.yaml")
     ):
         assert yaml.safe_load(path.read_text()) is not None, path
+
+
+def test_kubernetes_platform_pulls_from_the_named_registry(tmp_path: Path) -> None:
+    out = tmp_path / "k8s"
+    run_playbook(
+        "render.yml",
+        "-e",
+        f"lab_render_dir={out}",
+        "-e",
+        "lab_platform=kubernetes",
+        "-e",
+        "app_image_registry=registry.example.com/sre-lab",
+    )
+    image = _by_kind(out, "app_deploy")["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"registry\.example\.com/sre-lab/flask-api:src-[0-9a-f]{12}", image), image
