@@ -6,13 +6,15 @@
 # Only Debian/Ubuntu (apt) is automated; elsewhere the script says what to install.
 set -euo pipefail
 
-want=(prometheus:prometheus promtool:prometheus alertmanager:prometheus-alertmanager)
+# cmd[|other name]:package. Debian's prometheus-alertmanager package installs the binary as prometheus-alertmanager.
+want=(prometheus:prometheus promtool:prometheus 'alertmanager|prometheus-alertmanager:prometheus-alertmanager')
 [ "${1:-test}" = "test" ] && want+=(wrk:wrk)
 
 missing=()
 for pair in "${want[@]}"; do
-  cmd=${pair%%:*} pkg=${pair#*:}
-  if ! command -v "$cmd" >/dev/null 2>&1; then
+  cmds=${pair%%:*} pkg=${pair#*:} found=""
+  for cmd in ${cmds//|/ }; do command -v "$cmd" >/dev/null 2>&1 && found=1; done
+  if [ -z "$found" ]; then
     case " ${missing[*]-} " in *" $pkg "*) ;; *) missing+=("$pkg") ;; esac
   fi
 done
