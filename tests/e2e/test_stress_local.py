@@ -230,3 +230,25 @@ def test_bad_settings_fail_before_any_load(tmp_path: Path, lab, extra: dict, mes
     assert not (tmp_path / "lab" / "reports").exists()  # stopped in the preflight
     time.sleep(2)
     assert prom.scalar(count, time.time()) == before  # no load was sent
+
+
+def test_step_run_judges_each_step(tmp_path: Path, lab) -> None:
+    app, prom_server = lab
+    stress(
+        tmp_path,
+        app,
+        prom_server,
+        stress_test_shape="step",
+        stress_test_users=12,
+        stress_test_step_users=4,
+        stress_test_step_seconds="6s",
+        stress_test_duration="18s",
+    )
+    run_dir, report = latest_report(tmp_path)
+    steps = report["phases"]
+    assert [p["phase"] for p in steps][:3] == ["4 users", "8 users", "12 users"]
+    assert all(p["meets_slo"] for p in steps[:3])
+    assert report["first_failing_phase"] is None
+    # More users, more traffic: each step carries more requests per second than the one before.
+    assert steps[0]["throughput_rps"] < steps[1]["throughput_rps"] < steps[2]["throughput_rps"]
+    assert "## Phases" in (run_dir / "report.md").read_text()
