@@ -4,6 +4,7 @@ reachable cluster. HOME points at an empty folder, so no kubeconfig or earlier l
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -91,3 +92,31 @@ def test_teardown_without_a_cluster_says_so_and_succeeds(tmp_path: Path) -> None
     assert "nothing of app_deploy to remove" in text
     assert "minikube_reset_delete_profile=true" in text
     assert "changed=0" in text
+
+
+def test_a_failed_tool_install_says_what_to_do(tmp_path: Path) -> None:
+    if shutil.which("minikube"):
+        pytest.skip("minikube is installed here: nothing would be downloaded")
+    # Downloads go to the reserved .invalid domain, so the test never fetches anything, even with network access.
+    urls = {
+        tool: {
+            "url": f"https://downloads.invalid/{tool}-{{version}}-{{os}}-{{arch}}",
+            "checksum": "https://downloads.invalid/sum",
+        }
+        for tool in ("minikube", "kubectl", "helm")
+    }
+    proc = site(
+        tmp_path,
+        "-e",
+        "minikube_reset_install_tools=true",
+        "-e",
+        json.dumps({"_minikube_reset_tool_urls": urls}),
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "Traceback" not in out
+    text = " ".join(out.split())
+    assert "Could not install minikube" in text
+    assert f"into {tmp_path}/.sre-lab/bin" in text
+    assert "install them yourself: minikube (https://minikube.sigs.k8s.io/docs/start/)" in text
+    assert not (tmp_path / ".sre-lab" / "bin" / "minikube").exists()
