@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 
 from loadtest.prom import Prometheus, url_fetcher
 from tests.conftest import run_playbook
+from tests.support.prometheus import start_prometheus, wait_for_series
 from tests.support.servers import Server, free_port, start_app
 
 pytestmark = pytest.mark.slow
@@ -38,52 +38,6 @@ SHORT_RUN = {
 }
 
 
-def _start_prometheus(tmp_path: Path, target: str, rule_files: list[Path]) -> Server:
-    try:  # the shared helper, once it exists
-        from tests.support.prometheus import start_prometheus  # type: ignore[import-not-found]
-    except ImportError:
-        start_prometheus = None
-    if start_prometheus is not None:
-        return start_prometheus(
-            tmp_path, scrape_targets=[target], rule_files=[str(p) for p in rule_files], labels=LABELS
-        )
-    port = free_port()
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    config = tmp_path / "prometheus.yml"
-    labels = ", ".join(f"{k}: {v}" for k, v in LABELS.items())
-    rules = "".join(f"\n  - {p}" for p in rule_files)
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files:{rules or ' []'}\n"
-        "scrape_configs:\n"
-        f"  - job_name: api\n    static_configs:\n      - targets: ['{target}']\n        labels: {{{labels}}}\n"
-    )
-    log_path = tmp_path / "prometheus.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = Server(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, _log_file=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(server.url + "/-/ready", timeout=2) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"Prometheus did not get ready:\n{server.log_text()}")
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, rendered_dir: Path) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("stress-lab")
@@ -93,7 +47,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, rendered_dir: Path) -> Iterato
     rule_files = [
         p for p in (rules_dir / "recording_rules.yml", rules_dir / "alerting_rules.yml") if p.exists()
     ]
-    prom = _start_prometheus(tmp / "prometheus", app.url.removeprefix("http://"), rule_files)
+    prom = start_prometheus(
+        tmp / "prometheus",
+        scrape_targets=[app.url.removeprefix("http://")],
+        rule_files=rule_files,
+        labels=LABELS,
+    )
     try:
         # Warm-up: every series the run will touch exists before it starts, so increase() over the run's window
         # counts all of its requests (Prometheus cannot see the first increment of a series that appears mid-run).
@@ -105,10 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, rendered_dir: Path) -> Iterato
                 app.url + "/api/echo", data=b'{"a": 1}', headers={"Content-Type": "application/json"}
             )
             urllib.request.urlopen(request, timeout=5).read()
-        prometheus = Prometheus(url_fetcher(prom.url), prom.url)
-        deadline = time.monotonic() + 30
-        while not prometheus.query('up{app="flask-api"} == 1', time.time()) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_for_series(prom.url, 'up{app="flask-api"} == 1')
         time.sleep(2)
         yield app, prom
     finally:
