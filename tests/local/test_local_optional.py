@@ -1,0 +1,188 @@
+"""Grafana, Loki and Alloy on the local platform, with stand-in binaries (tests/local/fake_server.py).
+
+The real binaries are not installed on the test machines, so this checks the monitoring role's plumbing for them: the
+configuration it writes (grafana.ini, the shared Grafana provisioning, dashboards, loki.yml, config.alloy), the admin
+password file, the supervisord programs and their readiness waits, the summary, a second run changing nothing, and
+teardown. It runs the real site.yml (API, Prometheus, Alertmanager included) on free ports in a temporary lab_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, ROOT, ansible_env
+
+pytestmark = pytest.mark.slow
+
+OPTIONAL = ("grafana", "loki", "alloy")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    base = tmp_path_factory.mktemp("optional")
+    fake_bin = base / "bin"
+    fake_bin.mkdir()
+    records = base / "records"
+    records.mkdir()
+    source = (ROOT / "tests" / "local" / "fake_server.py").read_text()
+    for name in OPTIONAL:
+        path = fake_bin / name
+        path.write_text(f"#!{BIN / 'python'}\n{source}")
+        path.chmod(0o755)
+    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    extra = {
+        "lab_platform": "local",
+        "lab_dir": str(base / "lab"),
+        "lab_local_ports": ports,
+        "monitoring_local_binaries": {
+            "prometheus": ["prometheus"],
+            "promtool": ["promtool"],
+            "alertmanager": ["alertmanager", "prometheus-alertmanager"],
+            "amtool": ["amtool"],
+            **{name: [str(fake_bin / name)] for name in OPTIONAL},
+        },
+    }
+    env = ansible_env()
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["FAKE_RECORD_DIR"] = str(records)
+
+    def run(playbook: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+    first = run("site.yml")
+    second = run("site.yml") if first.returncode == 0 else None
+    state = {
+        "base": base,
+        "lab_dir": base / "lab",
+        "records": records,
+        "ports": ports,
+        "first": first,
+        "second": second,
+    }
+    yield state
+    teardown = run("teardown.yml")
+    state["teardown"] = teardown
+    assert teardown.returncode == 0, teardown.stdout[-4000:]
+    assert not (base / "lab").exists()
+    for port in ports.values():
+        assert not listening(port), f"port {port} still answers after teardown"
+
+
+def _ok(proc: subprocess.CompletedProcess[str] | None) -> str:
+    assert proc is not None
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return " ".join(proc.stdout.split())
+
+
+def test_site_runs_the_optional_programs(lab: dict) -> None:
+    text = _ok(lab["first"])
+    for port_name in OPTIONAL:
+        assert listening(lab["ports"][port_name]), f"{port_name} does not listen"
+    assert f"Grafana http://127.0.0.1:{lab['ports']['grafana']}/ [RUNNING]" in text
+    assert f"Loki http://127.0.0.1:{lab['ports']['loki']}/ready" in text
+    assert f"Alloy http://127.0.0.1:{lab['ports']['alloy']}/" in text
+    assert "Skipped, binary not on PATH" not in text
+
+
+def changed_tasks(stdout: str) -> list[str]:
+    """Names of the tasks (and handlers) that reported a change."""
+    names: list[str] = []
+    current = ""
+    for line in stdout.splitlines():
+        header = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line)
+        if header:
+            current = header.group(1)
+        elif line.startswith("changed:") and current and (not names or names[-1] != current):
+            names.append(current)
+    return names
+
+
+def test_second_run_changes_nothing(lab: dict) -> None:
+    _ok(lab["second"])
+    changed = changed_tasks(lab["second"].stdout)
+    if lab["same_image"]:
+        assert changed == [], changed
+    else:
+        # app/ was edited between the two runs (a shared working tree): a new image, and only the API follows it.
+        assert all(name.startswith(("app_image :", "app_deploy :")) for name in changed), changed
+
+
+def test_grafana_gets_the_shared_provisioning_and_a_password_file(lab: dict) -> None:
+    _ok(lab["first"])
+    lab_dir: Path = lab["lab_dir"]
+    record = json.loads((lab["records"] / "grafana.json").read_text())
+    password_file = lab_dir / "credentials" / "grafana-admin-password"
+    assert record["env"] == {"GF_SECURITY_ADMIN_PASSWORD__FILE": str(password_file)}
+    assert f"--config={lab_dir}/grafana/grafana.ini" in record["argv"]
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text()
+    assert len(password) >= 20
+    # The secret is neither on a command line, nor in grafana.ini, nor in the play's output.
+    assert password not in " ".join(record["argv"])
+    assert password not in (lab_dir / "grafana" / "grafana.ini").read_text()
+    assert password not in lab["first"].stdout
+    datasources = yaml.safe_load((lab_dir / "grafana/provisioning/datasources/lab.yml").read_text())
+    by_uid = {ds["uid"]: ds for ds in datasources["datasources"]}
+    assert by_uid["lab-prometheus"]["url"] == f"http://127.0.0.1:{lab['ports']['prometheus']}"
+    assert by_uid["lab-loki"]["url"] == f"http://127.0.0.1:{lab['ports']['loki']}"
+    providers = yaml.safe_load((lab_dir / "grafana/provisioning/dashboards/lab.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == f"{lab_dir}/grafana/dashboards"
+    shipped = sorted(p.name for p in (ROOT / "files" / "dashboards").glob("*.json"))
+    assert sorted(p.name for p in (lab_dir / "grafana" / "dashboards").glob("*.json")) == shipped
+
+
+def test_alloy_ships_the_app_log_to_loki_with_the_contract_labels(lab: dict) -> None:
+    _ok(lab["first"])
+    lab_dir: Path = lab["lab_dir"]
+    config = (lab_dir / "alloy" / "config.alloy").read_text()
+    assert f'"__path__"  = "{lab_dir}/logs/app.log"' in config
+    for label in (
+        '"namespace" = "sre-lab"',
+        '"pod"       = "flask-api-local"',
+        '"container" = "api"',
+        '"app"       = "flask-api"',
+    ):
+        assert label in config
+    assert f'url = "http://127.0.0.1:{lab["ports"]["loki"]}/loki/api/v1/push"' in config
+    loki = yaml.safe_load((lab_dir / "loki" / "loki.yml").read_text())
+    assert loki["server"]["http_listen_port"] == lab["ports"]["loki"]
+    assert loki["common"]["storage"]["filesystem"]["chunks_directory"].startswith(str(lab_dir))
+
+
+def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
+    _ok(lab["first"])
+    lab_dir: Path = lab["lab_dir"]
+    ctl = [
+        str(lab_dir / "supervisor/venv/bin/supervisorctl"),
+        "-c",
+        str(lab_dir / "supervisor/supervisord.conf"),
+    ]
+    status = subprocess.run(
+        [*ctl, "status"], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    programs = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
+    assert programs == dict.fromkeys(
+        ["alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
+    )
