@@ -2,9 +2,9 @@
 
 Run: gunicorn --config app/gunicorn.conf.py --chdir app 'labapi:create_app()'
 
-This module stays import-light (no Flask, no prometheus_client) because the gunicorn master
-imports labapi.config and labapi.lifecycle before forking the gevent workers, and
-prometheus_client must see PROMETHEUS_MULTIPROC_DIR and gevent's patches in the worker.
+This module stays import-light (no Flask) because the gunicorn master imports labapi.config
+and labapi.lifecycle through app/gunicorn.conf.py before it forks the gevent workers: the app
+itself is built in each worker, after gevent's monkey patching.
 """
 
 from __future__ import annotations

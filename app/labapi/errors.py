@@ -8,7 +8,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from labapi.metrics import ERROR_UNHANDLED, Metrics
-from labapi.observability import ENDPOINT_KEY
+from labapi.observability import endpoint_label
 
 logger = logging.getLogger("labapi.errors")
 
@@ -29,9 +29,7 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         return body
 
     def handle_unexpected(exc: Exception) -> tuple[Response, int]:
-        if isinstance(exc, HTTPException):
-            return handle_http_exception(exc), exc.code or 500
-        endpoint = request.environ.get(ENDPOINT_KEY, "<unmatched>")
+        endpoint = endpoint_label(request.environ)
         logger.exception("Unhandled exception in %s", endpoint, extra={"error_type": ERROR_UNHANDLED})
         metrics.count_error(ERROR_UNHANDLED, endpoint)
         return error_response(500, InternalServerError.name, "the server failed to handle the request")

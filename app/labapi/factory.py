@@ -14,15 +14,15 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
 from labapi.logging_setup import configure_logging
-from labapi.metrics import ERROR_DB_FAILURE, UNMATCHED, Metrics, metrics_wsgi_app, multiprocess_mode_active
-from labapi.observability import ENDPOINT_KEY, AccessLog, ObservabilityMiddleware
+from labapi.metrics import ERROR_DB_FAILURE, Metrics, metrics_wsgi_app, multiprocess_mode_active
+from labapi.observability import AccessLog, ObservabilityMiddleware
 from labapi.request_id import RequestIdMiddleware
 from labapi.routes import api, health
 
@@ -71,12 +71,8 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
     app.extensions["labapi.metrics"] = metrics
     app.extensions["labapi.db"] = database
 
-    @app.before_request
-    def _label_endpoint() -> None:
-        rule = request.url_rule
-        request.environ[ENDPOINT_KEY] = rule.rule if rule is not None else UNMATCHED
-
     app.register_blueprint(api.bp)
+    api.add_extra_latency(app, settings.extra_latency_ms)
     app.register_blueprint(health.bp)
     register_error_handlers(app, metrics)
 

@@ -2,8 +2,9 @@
 
 For every request (except /metrics, which is mounted outside this layer) it increments the
 in-flight gauge and times the request; when the app hands over the response status it counts the
-request, observes its latency and decides whether to write an access line; when the response is
-closed (gunicorn always closes it, also after an exception) it decrements the gauge. Failed requests (status >= 400) and requests slower
+request, observes its latency and decides whether to write an access line; when the app returns
+(or raises) it decrements the gauge in a `finally`. Flask builds the whole body before it
+returns (the API streams nothing), so "in flight" means "being handled". Failed requests (status >= 400) and requests slower
 than the latency SLO threshold are always logged; the rest at the configured sample rate, and
 the sampling decision is taken before any log record is built.
 """
@@ -16,15 +17,24 @@ from collections.abc import Iterable
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from werkzeug.wsgi import ClosingIterator
-
 from labapi.metrics import UNMATCHED, Metrics, method_label
 from labapi.request_id import ENVIRON_KEY as REQUEST_ID_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-ENDPOINT_KEY = "labapi.endpoint"  # set by the Flask app to the matched route template
+
+def endpoint_label(environ: WSGIEnvironment) -> str:
+    """The matched route template, from the request object werkzeug keeps in the environ.
+
+    Read after the app has run (no per-request hook needed); `<unmatched>` when no route matched
+    (404, 405) or the request never got that far.
+    """
+    request = environ.get("werkzeug.request")
+    rule = getattr(request, "url_rule", None)
+    return rule.rule if rule is not None else UNMATCHED
+
+
 access_logger = logging.getLogger("labapi.access")
 
 
@@ -84,7 +94,8 @@ class ObservabilityMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
-        self.metrics.active_requests.inc()
+        active = self.metrics.active_requests
+        active.inc()
         recorded = False
 
         def recording_start_response(
@@ -98,21 +109,16 @@ class ObservabilityMiddleware:
                 self._record(environ, int(status[:3]), perf_counter() - started)
             return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
-        def finish() -> None:
-            self.metrics.active_requests.dec()
+        try:
+            return self.app(environ, recording_start_response)  # type: ignore[arg-type]
+        finally:
+            # Always runs, also when the app raised: the gauge cannot leak.
+            active.dec()
             if not recorded:  # the app failed before answering
                 self._record(environ, 500, perf_counter() - started)
 
-        try:
-            body = self.app(environ, recording_start_response)  # type: ignore[arg-type]
-        except BaseException:
-            finish()
-            raise
-        # The gauge goes down when the server closes the response (always, also after an error).
-        return ClosingIterator(body, finish)
-
     def _record(self, environ: WSGIEnvironment, status: int, seconds: float) -> None:
-        endpoint = environ.get(ENDPOINT_KEY, UNMATCHED)
+        endpoint = endpoint_label(environ)
         self.metrics.observe_request(
             endpoint, method_label(environ.get("REQUEST_METHOD", "")), status, seconds
         )

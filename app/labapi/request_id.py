@@ -7,8 +7,8 @@ added to every response, /metrics included, so a failing request can be found in
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
+from random import getrandbits as _getrandbits
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,7 +23,8 @@ _VALID = re.compile(rf"[A-Za-z0-9._:@/+=-]{{1,{MAX_LENGTH}}}")
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """32 random hex digits (random is reseeded in every forked worker)."""
+    return f"{_getrandbits(128):032x}"
 
 
 def accept_request_id(value: str | None) -> str:
@@ -44,8 +45,7 @@ class RequestIdMiddleware:
         environ[ENVIRON_KEY] = request_id
 
         def start_with_id(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> object:
-            headers = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
-            headers.append((HEADER, request_id))
+            headers.append((HEADER, request_id))  # the app never sets it itself
             return start_response(status, headers, exc_info)  # type: ignore[arg-type]
 
         return self.app(environ, start_with_id)  # type: ignore[arg-type]

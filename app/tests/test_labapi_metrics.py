@@ -196,23 +196,17 @@ def test_middleware_decrements_when_the_app_itself_raises(metric):
     assert metric("app_active_requests", {}) == baseline
 
 
-def test_middleware_decrements_when_iterating_the_body_fails(metric):
+def test_middleware_counts_a_500_when_the_app_fails_before_answering(metric):
     metrics = Metrics()
 
-    def failing_body(environ, start_response):
-        start_response("200 OK", [("Content-Type", "text/plain")])
+    def failing_app(environ, start_response):
+        raise RuntimeError("no response")
 
-        def body():
-            yield b"partial"
-            raise OSError("client went away")
-
-        return body()
-
-    middleware = ObservabilityMiddleware(failing_body, metrics, AccessLog(0.0, 0.3))
+    middleware = ObservabilityMiddleware(failing_app, metrics, AccessLog(0.0, 0.3))
+    labels = {"endpoint": UNMATCHED, "method": "OTHER", "http_status": "500"}
+    before = metric("app_request_count_total", labels)
     baseline = metric("app_active_requests", {})
-    result = middleware({"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}, lambda *a: None)
-    assert metric("app_active_requests", {}) == baseline + 1
-    with pytest.raises(OSError, match="client went away"):
-        list(result)
-    result.close()  # what every WSGI server does, also after an error
+    with pytest.raises(RuntimeError):
+        middleware({"REQUEST_METHOD": "BREW", "PATH_INFO": "/x"}, lambda *a: None)
+    assert metric("app_request_count_total", labels) == before + 1
     assert metric("app_active_requests", {}) == baseline

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -116,10 +117,14 @@ def start_app(
     port: int | None = None,
     python: str = sys.executable,
     timeout: float = 30.0,
+    app_spec: str = APP_SPEC,
+    args: Sequence[str] = (),
 ) -> Server:
     """Start the API under gunicorn on 127.0.0.1 and wait until it is ready.
 
-    `env` adds to / overrides the environment (APP_* settings). The process runs in its own
+    `env` adds to / overrides the environment (APP_* settings); `args` are extra gunicorn options
+    (they override the config file); `app_spec` serves another WSGI app with the same settings
+    (it must answer /health/readiness). The process runs in its own
     process group, so stop() can clean up its workers too. Raises RuntimeError with the log
     if it exits or does not get ready within `timeout`.
     """
@@ -138,7 +143,7 @@ def start_app(
     )
     full_env.update(env or {})
     gunicorn = Path(python).parent / "gunicorn"
-    cmd = [str(gunicorn), "--config", str(GUNICORN_CONF), "--chdir", str(APP_DIR), APP_SPEC]
+    cmd = [str(gunicorn), "--config", str(GUNICORN_CONF), "--chdir", str(APP_DIR), *args, app_spec]
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True

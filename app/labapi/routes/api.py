@@ -6,7 +6,7 @@ import json
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from labapi.db import DatabaseUnavailableError, SimulatedDatabase
@@ -26,12 +26,16 @@ def _database() -> SimulatedDatabase:
     return current_app.extensions["labapi.db"]
 
 
-@bp.before_request
-def _extra_latency() -> None:
-    """Fault injection: APP_EXTRA_LATENCY_MS added to every /api/* request."""
-    extra_ms = current_app.config["LABAPI_SETTINGS"].extra_latency_ms
-    if extra_ms:
-        time.sleep(extra_ms / 1000)
+def add_extra_latency(app: Flask, milliseconds: int) -> None:
+    """Fault injection: APP_EXTRA_LATENCY_MS added to every /api/* request (no hook when 0)."""
+    if milliseconds <= 0:
+        return
+    seconds = milliseconds / 1000
+
+    def delay() -> None:
+        time.sleep(seconds)  # gevent's sleep in the workers
+
+    app.before_request_funcs.setdefault(bp.name, []).append(delay)
 
 
 @bp.get("/users")

@@ -1,0 +1,1 @@
+"""Benchmark of the API (not a test): `python -m app.bench` from the repository root."""
