@@ -71,8 +71,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
+    stamp = base / "lab" / "venv" / "lab-image.json"
     first = run("site.yml")
+    image_first = stamp.read_text() if stamp.exists() else ""
     second = run("site.yml") if first.returncode == 0 else None
+    image_second = stamp.read_text() if stamp.exists() else ""
     state = {
         "base": base,
         "lab_dir": base / "lab",
@@ -80,6 +83,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "ports": ports,
         "first": first,
         "second": second,
+        "same_image": image_first == image_second,
     }
     yield state
     teardown = run("teardown.yml")
