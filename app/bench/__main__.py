@@ -142,7 +142,7 @@ def compare_users(tmp: Path, seconds: int, count: int) -> list[WrkResult]:
     p99 = statistics.median(r.p99 for r in users["users"])
     cpu_ratio = cpu_per_request(users["bare_trivial"]) / cpu_per_request(users["users"])
     print(
-        "\n(2) GET /api/users, 128 connections (simulated query 1-40 ms, 5% 40-120 ms; 5% failures, 1 retry)"
+        "\n(2) GET /api/users, 128 connections (simulated query 1-10 ms, 5% 40-120 ms; 5% failures, 1 retry)"
     )
     print(f"    bare Flask GET /trivial: {line(users['bare_trivial'])}")
     print(f"    labapi GET /api/users:   {line(users['users'])}")

@@ -22,7 +22,7 @@ USERS: tuple[dict[str, object], ...] = (
 
 # Latency model (seconds). With one retry the worst case (two slow attempts) is 0.24 s, under the
 # 0.3 s latency SLO threshold; typical p99 is about 0.1 s.
-FAST_RANGE = (0.001, 0.040)
+FAST_RANGE = (0.001, 0.010)
 SLOW_RANGE = (0.040, 0.120)
 SLOW_SHARE = 0.05
 
