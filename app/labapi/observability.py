@@ -4,9 +4,11 @@ For every request (except /metrics, which is mounted outside this layer) it incr
 in-flight gauge and times the request; when the app hands over the response status it counts the
 request, observes its latency and decides whether to write an access line; when the app returns
 (or raises) it decrements the gauge in a `finally`. Flask builds the whole body before it
-returns (the API streams nothing), so "in flight" means "being handled". Failed requests (status >= 400) and requests slower
-than the latency SLO threshold are always logged; the rest at the configured sample rate, and
-the sampling decision is taken before any log record is built.
+returns (the API streams nothing), so "in flight" means "being handled".
+
+Failed requests (status >= 400) and requests slower than the latency SLO threshold are always
+logged; the rest at the configured sample rate, and the sampling decision is taken before any
+log record is built.
 """
 
 from __future__ import annotations
