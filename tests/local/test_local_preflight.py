@@ -127,9 +127,9 @@ def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -
             "monitoring_local_retention one like 7d",
         ),
         (
-            {"app_deploy_local_workers": 0},
+            {"app_deploy_settings": {"APP_WORKERS": "0"}},
             "app_deploy_preflight",
-            "app_deploy_local_workers (group_vars/all/local.yml) must be an integer from 1 to 64; got 0",
+            "app_deploy_settings.APP_WORKERS (group_vars/all/app.yml) must be an integer from 1 to 64; got 0",
         ),
         (
             {"app_deploy_faults": {"APP_DB_FAILURE_RATE": {"nested": 1}}},
