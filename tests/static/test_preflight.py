@@ -50,6 +50,7 @@ def test_minikube_preflight_says_what_is_missing(tmp_path: Path) -> None:
         assert "the docker engine does not answer" in text
         assert "Install and start docker" in text
     assert "minikube_reset : Stop when something is missing" in text
+    assert "make lab ARGS='-e lab_platform=local'" in text
 
 
 def test_minikube_preflight_rejects_a_too_small_node(tmp_path: Path) -> None:
