@@ -49,10 +49,17 @@ class SimulatedDatabase:
 
     def fetch_users(self) -> list[dict[str, object]]:
         """Return the users list; raise DatabaseUnavailableError when every attempt fails."""
+        self.query_users()
+        return [dict(user) for user in USERS]
+
+    def query_users(self) -> None:
+        """Run the users query (wait, fail, retry) without building the rows: the rows are the
+        constant USERS, which GET /api/users serves pre-serialized. Raise DatabaseUnavailableError
+        when every attempt fails."""
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             if self._attempt():
-                return [dict(user) for user in USERS]
+                return
             logger.error(
                 "Database connection timeout occurred",
                 extra={"error_type": "db_failure", "attempt": attempt, "attempts": attempts},

@@ -1,10 +1,13 @@
 """The app factory: settings -> Flask app wrapped in the request-id, metrics and /metrics layers.
 
 WSGI stack (outermost first):
-  RequestIdMiddleware            X-Request-ID on every response, /metrics included
-  DispatcherMiddleware           /metrics -> prometheus_client's WSGI app (not counted)
-  ObservabilityMiddleware        in-flight gauge, request count, latency, access lines
+  DispatcherMiddleware           /metrics -> RequestIdMiddleware -> prometheus_client's WSGI app
+                                 (X-Request-ID, not counted)
+  ObservabilityMiddleware        X-Request-ID, in-flight gauge, request count, latency, access lines
   Flask                          routes (blueprints) and JSON error handlers
+
+One instrumented layer on the hot path: the request id and the metrics share one start_response
+wrapper (the /metrics scrape, which is not hot, keeps its own request-id layer).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
     app.extensions["labapi.db"] = database
 
     app.register_blueprint(api.bp)
+    app.extensions[api.USERS_BODY_KEY] = api.serialize_users(app)
     api.add_extra_latency(app, settings.extra_latency_ms)
     app.register_blueprint(health.bp)
     register_error_handlers(app, metrics)
@@ -81,8 +85,8 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
         metrics,
         AccessLog(settings.access_log_sample_rate, settings.latency_slo_seconds),
     )
-    dispatched = DispatcherMiddleware(observed, {"/metrics": metrics_wsgi_app(settings.multiproc_dir)})
-    app.wsgi_app = RequestIdMiddleware(dispatched)  # type: ignore[method-assign]
+    metrics_endpoint = RequestIdMiddleware(metrics_wsgi_app(settings.multiproc_dir))
+    app.wsgi_app = DispatcherMiddleware(observed, {"/metrics": metrics_endpoint})  # type: ignore[method-assign]
     logger.info(
         "labapi ready: log_format=%s sample_rate=%s slo=%ss db_failure_rate=%s retries=%s extra_latency_ms=%s",
         settings.log_format,

@@ -216,3 +216,23 @@ def test_no_html_anywhere(lab):
         lab.client.get("/api/users/1"),
     ):
         assert response.mimetype == "application/json", response.get_data(as_text=True)
+
+
+def test_users_body_is_byte_for_byte_what_jsonify_gives(lab):
+    from flask import jsonify
+
+    response = lab.client.get("/api/users")
+    with lab.app.app_context():
+        expected = jsonify(lab.app.extensions["labapi.db"].fetch_users())
+    assert response.get_data() == expected.get_data()
+    assert response.headers["Content-Type"] == expected.headers["Content-Type"]
+    assert response.headers["Content-Length"] == expected.headers["Content-Length"]
+
+
+def test_users_query_still_waits_and_fails_like_fetch_users(lab_factory):
+    lab = lab_factory(db_failure_rate=1.0, db_retries=0)
+    database = lab.app.extensions["labapi.db"]
+    slept: list[float] = []
+    database.sleep = slept.append
+    assert lab.client.get("/api/users").status_code == 503
+    assert len(slept) == 1

@@ -76,3 +76,17 @@ def test_results_are_copies():
 def test_ping_fails_only_when_the_database_is_down():
     assert make_db(0.99, 0)[0].ping()
     assert not make_db(1.0, 0)[0].ping()
+
+
+def test_query_users_waits_and_retries_like_fetch_users():
+    database, slept, failures = make_db(0.5, 3, seed=5)
+    unavailable = 0
+    for _ in range(200):
+        try:
+            database.query_users()
+        except DatabaseUnavailableError:
+            unavailable += 1
+    successes = 200 - unavailable
+    assert unavailable > 0
+    assert len(slept) == successes + len(failures)  # one wait per attempt
+    assert len(failures) >= 4 * unavailable  # every attempt of an unavailable query failed

@@ -106,3 +106,22 @@ def test_log_level_filters(lab_factory):
     lab.client.get("/api/error")  # ERROR lines: kept
     levels = {r["level"] for r in lab.json_logs()}
     assert levels == {"ERROR"}
+
+
+def test_one_middleware_sets_the_request_id_and_header(metric):
+    from labapi.metrics import Metrics
+    from labapi.observability import ObservabilityMiddleware
+    from labapi.request_id import ENVIRON_KEY, HEADER
+
+    seen: dict[str, object] = {}
+
+    def app(environ, start_response):
+        seen["id"] = environ[ENVIRON_KEY]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    middleware = ObservabilityMiddleware(app, Metrics(), AccessLog(0.0, 0.3))
+    sent: list[list[tuple[str, str]]] = []
+    middleware({"REQUEST_METHOD": "GET", "HTTP_X_REQUEST_ID": "abc-1"}, lambda s, h, e=None: sent.append(h))
+    assert seen["id"] == "abc-1"
+    assert [value for name, value in sent[0] if name == HEADER] == ["abc-1"]

@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from labapi.db import DatabaseUnavailableError, SimulatedDatabase
+from labapi.db import USERS, DatabaseUnavailableError, SimulatedDatabase
 from labapi.errors import error_response
 from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_SERVER, Metrics
 
@@ -38,10 +38,22 @@ def add_extra_latency(app: Flask, milliseconds: int) -> None:
     app.before_request_funcs.setdefault(bp.name, []).append(delay)
 
 
+USERS_BODY_KEY = "labapi.users_body"
+
+
+def serialize_users(app: Flask) -> bytes:
+    """The GET /api/users body, made once per app: exactly what jsonify(USERS) gives (same JSON
+    provider settings, trailing newline), since the rows are constant."""
+    with app.app_context():
+        return jsonify(list(USERS)).get_data()
+
+
 @bp.get("/users")
 def users() -> Response | tuple[Response, int]:
+    extensions = current_app.extensions
     try:
-        return jsonify(_database().fetch_users())
+        extensions["labapi.db"].query_users()
+        return Response(extensions[USERS_BODY_KEY], mimetype="application/json")
     except DatabaseUnavailableError as exc:
         logger.error("Users query failed after retries: %s", exc, extra={"error_type": ERROR_DB_UNAVAILABLE})
         _metrics().count_error(ERROR_DB_UNAVAILABLE, "/api/users")
