@@ -23,6 +23,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
+from labapi.json_provider import CompactJSONProvider
 from labapi.logging_setup import configure_logging
 from labapi.metrics import ERROR_DB_FAILURE, Metrics, metrics_wsgi_app, multiprocess_mode_active
 from labapi.observability import AccessLog, ObservabilityMiddleware
@@ -62,8 +63,7 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
         LABAPI_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
+    app.json = CompactJSONProvider(app)
 
     metrics = Metrics(settings.latency_slo_seconds)
     database = SimulatedDatabase(
