@@ -81,21 +81,26 @@ class Metrics:
             registry=None,
             multiprocess_mode="livesum",
         )
-        self._counts: dict[tuple[str, str, int], Counter] = {}
-        self._latencies: dict[tuple[str, str], Histogram] = {}
+        # (endpoint, method, status) -> (request counter child, latency histogram child)
+        self._requests: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._errors: dict[tuple[str, str], Counter] = {}
+
+    def request_children(self, endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled children a request is recorded in, looked up once per label set."""
+        key = (endpoint, method, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = self._requests[key] = (
+                self.request_count.labels(endpoint, method, str(status)),
+                self.request_latency.labels(endpoint, method),
+            )
+        return children
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         key = (endpoint, method, status)
-        counter = self._counts.get(key)
-        if counter is None:
-            counter = self._counts[key] = self.request_count.labels(endpoint, method, str(status))
-        counter.inc()
-        lkey = (endpoint, method)
-        histogram = self._latencies.get(lkey)
-        if histogram is None:
-            histogram = self._latencies[lkey] = self.request_latency.labels(endpoint, method)
-        histogram.observe(seconds)
+        children = self._requests.get(key) or self.request_children(endpoint, method, status)
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_error(self, error_type: str, endpoint: str) -> None:
         key = (error_type, endpoint)

@@ -210,3 +210,23 @@ def test_middleware_counts_a_500_when_the_app_fails_before_answering(metric):
         middleware({"REQUEST_METHOD": "BREW", "PATH_INFO": "/x"}, lambda *a: None)
     assert metric("app_request_count_total", labels) == before + 1
     assert metric("app_active_requests", {}) == baseline
+
+
+def test_label_cache_returns_the_same_children_and_counts_stay_exact(metric):
+    metrics = Metrics()
+    first = metrics.request_children("/api/cache-test", "GET", 200)
+    assert metrics.request_children("/api/cache-test", "GET", 200) is first
+    assert first[0] is metrics.request_count.labels("/api/cache-test", "GET", "200")
+    assert first[1] is metrics.request_latency.labels("/api/cache-test", "GET")
+    other = metrics.request_children("/api/cache-test", "GET", 500)
+    assert other[0] is not first[0]
+    assert other[1] is first[1]  # the histogram has no status label
+    labels = {"endpoint": "/api/cache-test", "method": "GET", "http_status": "200"}
+    latency = {"endpoint": "/api/cache-test", "method": "GET"}
+    before = metric("app_request_count_total", labels)
+    before_latency = metric("app_request_latency_seconds_count", latency)
+    for _ in range(1000):
+        metrics.observe_request("/api/cache-test", "GET", 200, 0.001)
+    metrics.observe_request("/api/cache-test", "GET", 500, 0.001)
+    assert metric("app_request_count_total", labels) == before + 1000
+    assert metric("app_request_latency_seconds_count", latency) == before_latency + 1001
