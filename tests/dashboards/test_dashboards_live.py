@@ -31,14 +31,20 @@ from tests.dashboards.queries import (
     variable_queries,
 )
 from tests.dashboards.test_dashboards import CADVISOR_METRICS, metric_names
-from tests.support.prometheus import prometheus_binary, query, start_prometheus, wait_for_series
+from tests.support.prometheus import PROMETHEUS, query, require_binary, start_prometheus, wait_for_series
 from tests.support.servers import Server, start_app
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(180),
-    pytest.mark.skipif(prometheus_binary() is None, reason="prometheus (Debian package) not installed"),
+    pytest.mark.usefixtures("_needs_prometheus"),
 ]
+
+
+@pytest.fixture(scope="module")
+def _needs_prometheus() -> None:
+    require_binary(PROMETHEUS)
+
 
 LABELS = {"app": "flask-api", "namespace": "sre-lab"}
 # (dashboard file, panel title, refId) of every query that needs cAdvisor (Kubernetes only).

@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.rules.conftest import DEFAULT_SLO, Render, render_playbook
+from tests.support.prometheus import require_binary
 
 HERE = Path(__file__).resolve().parent
 RULE_FILES = ("recording_rules.yml", "alerting_rules.yml")
@@ -34,9 +35,10 @@ RECORD_NAME = re.compile(
     r"^slo:(sli_error:ratio_rate\d+[mhd]|burn_rate:ratio_rate\d+[mhd]|objective:ratio|sli:ratio_period|error_budget_remaining:ratio)$"
 )
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed"
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _needs_promtool() -> None:
+    require_binary("promtool")
 
 
 def promtool(*args: str, cwd: Path | None = None, timeout: int = 180) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.servers import Server, free_port, wait_for_http
@@ -33,6 +34,18 @@ PROMETHEUS = "prometheus"
 def prometheus_binary() -> str | None:
     """Path of the prometheus binary, or None when it is not installed."""
     return shutil.which(PROMETHEUS)
+
+
+def require_binary(name: str) -> str:
+    """Path of a system tool the tests need; fail (never skip) with what to install when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not installed: run `scripts/system-deps.sh test` (make test does), which installs "
+            "prometheus, promtool, alertmanager and wrk from the Debian packages",
+            pytrace=False,
+        )
+    return path
 
 
 def prometheus_config(
