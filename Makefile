@@ -46,8 +46,12 @@ checkov-venv: $(CHECKOV_VENV)/.stamp ## Create checkov's own virtualenv (securit
 lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
 	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
 
-stress: venv ## Stress-test the lab and print the SLO verdict (playbooks/stress.yml)
-	$(PY) -m pip install --quiet -r loadtest/requirements.txt  # the local platform runs Locust on this machine
+# The local platform runs Locust on this machine, from the lab's virtualenv.
+$(VENV)/.stress-stamp: $(VENV)/.lab-stamp loadtest/requirements.txt
+	$(PY) -m pip install --quiet -r loadtest/requirements.txt
+	@touch $@
+
+stress: $(VENV)/.stress-stamp ## Stress-test the lab and print the SLO verdict (playbooks/stress.yml)
 	$(BIN)/ansible-playbook playbooks/stress.yml $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)
