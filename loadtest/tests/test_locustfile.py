@@ -14,10 +14,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from loadtest.tests.jsonhttp import JsonHandler
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
@@ -86,38 +88,27 @@ def test_echo_payloads_vary_and_stay_under_the_body_limit() -> None:
     assert out["distinct_payloads"] > 150
 
 
-class ContractHandler(BaseHTTPRequestHandler):
+class ContractHandler(JsonHandler):
     users_status = 200
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _send(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         if self.path == "/api/users":
             if self.users_status == 200:
-                self._send(200, [{"id": 101, "name": "John Doe"}])
+                self.send_json(200, [{"id": 101, "name": "John Doe"}])
             else:
-                self._send(self.users_status, {"status": "error", "error": "Service Unavailable"})
+                self.send_json(self.users_status, {"status": "error", "error": "Service Unavailable"})
         elif self.path.startswith("/health/"):
-            self._send(200, {"status": "ok"})
+            self.send_json(200, {"status": "ok"})
         elif self.path == "/api/error?type=client":
-            self._send(400, {"status": "error", "error": "Bad Request"})
+            self.send_json(400, {"status": "error", "error": "Bad Request"})
         elif self.path == "/api/error":
-            self._send(500, {"status": "error", "error": "Internal Server Error"})
+            self.send_json(500, {"status": "error", "error": "Internal Server Error"})
         else:
-            self._send(404, {"status": "error", "error": "Not Found"})
+            self.send_json(404, {"status": "error", "error": "Not Found"})
 
     def do_POST(self) -> None:
         data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self._send(200, {"status": "success", "data": data})
+        self.send_json(200, {"status": "success", "data": data})
 
 
 @pytest.fixture

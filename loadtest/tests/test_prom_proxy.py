@@ -6,10 +6,9 @@ kubeconfig gives, not a cluster.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,14 +16,12 @@ import pytest
 import yaml
 
 from loadtest.prom import Prometheus, PrometheusError, service_proxy_fetcher
+from loadtest.tests.jsonhttp import JsonHandler
 
 SEEN: list[tuple[str, dict[str, list[str]], str]] = []
 
 
-class ApiServer(BaseHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
+class ApiServer(JsonHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         SEEN.append((url.path, parse_qs(url.query), self.headers.get("Authorization", "")))
@@ -37,12 +34,7 @@ class ApiServer(BaseHTTPRequestHandler):
             status = 200
         else:
             body, status = {"kind": "Status", "message": "services not found"}, 404
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, body)
 
 
 @pytest.fixture
