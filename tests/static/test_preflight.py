@@ -18,7 +18,14 @@ def site(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = ansible_env()
     env["HOME"] = str(home)
     env.pop("KUBECONFIG", None)
-    cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "site.yml"), *args]
+    # Explicit minikube (a later -e lab_platform=... wins): the default `auto` would fall back to local here.
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        str(ROOT / "playbooks" / "site.yml"),
+        "-e",
+        "lab_platform=minikube",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -83,7 +90,12 @@ def test_teardown_without_a_cluster_says_so_and_succeeds(tmp_path: Path) -> None
     env = ansible_env()
     env["HOME"] = str(tmp_path)
     env.pop("KUBECONFIG", None)
-    cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "teardown.yml")]
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        str(ROOT / "playbooks" / "teardown.yml"),
+        "-e",
+        "lab_platform=minikube",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -54,14 +54,15 @@ def summary(tmp_path: Path, *extra: str) -> str:
 
 
 def test_minikube_summary(tmp_path: Path) -> None:
-    text = summary(tmp_path)
+    text = summary(tmp_path, "-e", "lab_platform=minikube")
     assert "Lab on Minikube profile sre-lab: namespaces sre-lab (API) and monitoring (monitoring)." in text
     assert "sre-lab/flask-api-7d9-abcde: Running, 1/1 ready, 1 restarts" in text
     assert "monitoring: no pods" in text
-    assert "kubectl -n sre-lab port-forward svc/flask-api 8000:8000" in text
+    # kubectl gets the profile's context explicitly: the commands work whatever context is current.
+    assert "kubectl --context sre-lab -n sre-lab port-forward svc/flask-api 8000:8000" in text
     assert "minikube --profile sre-lab service flask-api -n sre-lab --url" in text
-    assert "kubectl -n monitoring port-forward svc/prometheus-server 9090:80" in text
-    assert "kubectl -n monitoring port-forward svc/grafana 3000:80" in text
+    assert "kubectl --context sre-lab -n monitoring port-forward svc/prometheus-server 9090:80" in text
+    assert "kubectl --context sre-lab -n monitoring port-forward svc/grafana 3000:80" in text
     assert "Grafana login: user admin, password in" in text
     assert "credentials/grafana-kubernetes-admin-password" in text
 

@@ -1,0 +1,190 @@
+"""The lab talks to its own cluster only (issue 9, item 1).
+
+A kubeconfig whose CURRENT context points at a local TCP listener that records every connection stands in for
+"another cluster" the user switched kubectl to. A second listener stands in for the address of the Minikube
+profile's context (named like the profile). Neither is a Kubernetes API server: they accept, record and close, so
+every Kubernetes call fails. That is enough for what is tested here: which address the playbooks try to reach.
+Nothing here tests a cluster; the playbooks may (and do) fail, since minikube is absent on this machine.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import BIN, ROOT, ansible_env
+
+
+@dataclass
+class RecordingListener:
+    """A TCP socket on 127.0.0.1 that accepts, records the peer and closes: a stand-in address, not a server."""
+
+    sock: socket.socket = field(default_factory=socket.socket)
+    connections: list[tuple[str, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections.append(peer)
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def clusters(tmp_path: Path) -> Iterator[tuple[RecordingListener, RecordingListener, Path]]:
+    """(other, lab, kubeconfig): the kubeconfig's current context is the other listener; context sre-lab
+    (the default minikube_reset_profile) is the lab's listener."""
+    other, lab = RecordingListener(), RecordingListener()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {"name": "other", "cluster": {"server": f"https://127.0.0.1:{other.port}"}},
+                    {"name": "lab", "cluster": {"server": f"https://127.0.0.1:{lab.port}"}},
+                ],
+                "users": [{"name": "someone", "user": {"token": "not-a-secret"}}],
+                "contexts": [
+                    {"name": "other-cluster", "context": {"cluster": "other", "user": "someone"}},
+                    {"name": "sre-lab", "context": {"cluster": "lab", "user": "someone"}},
+                ],
+                "current-context": "other-cluster",
+            }
+        )
+    )
+    try:
+        yield other, lab, kubeconfig
+    finally:
+        other.close()
+        lab.close()
+
+
+def playbook(home: Path, kubeconfig: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = ansible_env()
+    env["HOME"] = str(home)
+    env["KUBECONFIG"] = str(kubeconfig)
+    env["ANSIBLE_NOCOLOR"] = "1"
+    cmd = [
+        str(BIN / "ansible-playbook"),
+        str(ROOT / "playbooks" / name),
+        "-e",
+        "lab_platform=minikube",
+        "-e",
+        f"lab_dir={home}/lab",
+        *args,
+    ]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+RUNS = {
+    "site": ("site.yml",),
+    "site --tags app_deploy": ("site.yml", "--tags", "app_deploy"),
+    "site --tags monitoring": ("site.yml", "--tags", "monitoring"),
+    "stress": ("stress.yml",),
+    "teardown": ("teardown.yml",),
+}
+
+
+@pytest.mark.parametrize("run", list(RUNS), ids=list(RUNS))
+def test_minikube_platform_never_touches_the_current_context(tmp_path: Path, clusters, run: str) -> None:
+    other, lab, kubeconfig = clusters
+    proc = playbook(tmp_path, kubeconfig, *RUNS[run])
+    out = proc.stdout + proc.stderr
+    assert other.connections == [], (
+        f"{run} connected {len(other.connections)} time(s) to the kubeconfig's current context "
+        f"(another cluster):\n{out[-4000:]}"
+    )
+    assert "Traceback" not in out, out[-4000:]
+    if lab.connections:
+        # Whatever it reached, it reached through the profile's context, and said so at the start.
+        assert "uses context 'sre-lab'" in " ".join(out.split()), out[-4000:]
+
+
+def test_teardown_reaches_the_profiles_context_and_says_no_cluster_answers(tmp_path: Path, clusters) -> None:
+    """The positive side: teardown does talk to the profile's context (the lab listener is reached), and as
+    that is no API server, it says there is nothing to remove and succeeds, deleting nothing elsewhere."""
+    other, lab, kubeconfig = clusters
+    proc = playbook(tmp_path, kubeconfig, "teardown.yml")
+    out = proc.stdout + proc.stderr
+    text = " ".join(out.split())
+    assert proc.returncode == 0, out[-4000:]
+    assert other.connections == []
+    assert lab.connections, "teardown never tried the Minikube profile's context"
+    assert "Every Kubernetes call of this run uses context 'sre-lab'" in text
+    assert "No cluster answers" in text
+
+
+def test_no_set_fact_has_a_null_value() -> None:
+    """A set_fact whose value YAML reads as null (e.g. a `# noqa` where the value should be) unsets the variable."""
+    files = sorted(
+        [
+            *ROOT.glob("roles/*/tasks/**/*.yml"),
+            *ROOT.glob("playbooks/**/*.yml"),
+            *ROOT.glob("molecule/*/*.yml"),
+        ]
+    )
+    assert files
+    offenders = [f"{path.relative_to(ROOT)}: {task}" for path in files for task in null_set_facts(path)]
+    assert not offenders, "set_fact with a null value:\n" + "\n".join(offenders)
+
+
+def null_set_facts(path: Path) -> list[str]:
+    """The '<task name> -> <key>' of every set_fact in the file (any nesting: blocks, plays) whose value is null."""
+    found: list[str] = []
+
+    def walk(node: object, name: str) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, name)
+        elif isinstance(node, dict):
+            here = str(node.get("name", name))
+            for module in ("ansible.builtin.set_fact", "set_fact", "ansible.legacy.set_fact"):
+                args = node.get(module)
+                if isinstance(args, dict):
+                    found.extend(f"{here} -> {key}" for key, value in args.items() if value is None)
+            for value in node.values():
+                walk(value, here)
+
+    walk(yaml.safe_load(path.read_text()), "")
+    return found
+
+
+def test_the_null_check_sees_todays_defect(tmp_path: Path) -> None:
+    """The checker catches the exact shape of the defect it guards against."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "- name: Point at the profile\n"
+        "  ansible.builtin.set_fact:\n"
+        '    lab_kube_context:  # noqa: var-naming[no-role-prefix] "{{ minikube_reset_profile }}"\n'
+    )
+    assert null_set_facts(bad) == ["Point at the profile -> lab_kube_context"]
