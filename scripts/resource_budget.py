@@ -36,9 +36,11 @@ MINIKUBE_NODES = 1  # DaemonSets (Alloy) run one pod per node
 
 # Pods Minikube runs on its own node, with the requests/limits of their upstream manifests: the kubeadm static pods
 # (kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m, etcd 100m/100Mi), CoreDNS
-# (100m/70Mi, memory limit 170Mi) and the metrics-server addon (100m/200Mi). kube-proxy and the storage
-# provisioner set none. These are the usual figures, not read from a running cluster: check them with
-# `kubectl describe node` on yours.
+# (100m/70Mi, memory limit 170Mi), the metrics-server addon (100m/200Mi) and the CNI kindnet (100m/50Mi requests
+# and limits): minikube v1.38.1 picks kindnet for a KIC driver (docker, podman) with a runtime other than docker,
+# i.e. the lab's docker + containerd (pkg/minikube/cni/cni.go chooseDefault; the figures in
+# pkg/minikube/cni/kindnet.go). kube-proxy and the storage provisioner set none. These are the manifests' figures,
+# not read from a running cluster: check them with `kubectl describe node` on yours.
 SYSTEM_PODS: dict[str, dict[str, dict[str, float]]] = {
     "kube-apiserver": {"requests": {"cpu": 250, "memory": 0}, "limits": {"cpu": 0, "memory": 0}},
     "kube-controller-manager": {"requests": {"cpu": 200, "memory": 0}, "limits": {"cpu": 0, "memory": 0}},
@@ -46,7 +48,12 @@ SYSTEM_PODS: dict[str, dict[str, dict[str, float]]] = {
     "etcd": {"requests": {"cpu": 100, "memory": 100}, "limits": {"cpu": 0, "memory": 0}},
     "coredns": {"requests": {"cpu": 100, "memory": 70}, "limits": {"cpu": 0, "memory": 170}},
     "metrics-server": {"requests": {"cpu": 100, "memory": 200}, "limits": {"cpu": 0, "memory": 0}},
+    "kindnet": {"requests": {"cpu": 100, "memory": 50}, "limits": {"cpu": 100, "memory": 50}},
 }
+
+# What no memory limit bounds on the node: the control plane's pods set requests only, and the node's own processes
+# are no pods at all. The memory left beyond all limits is therefore an estimate of the margin, not a guarantee.
+UNBOUNDED_MEMORY = ("kube-apiserver", "etcd", "kubelet", "containerd", "buildkitd")
 
 
 class BudgetError(Exception):
@@ -377,6 +384,10 @@ def budget(rendered: Path) -> dict[str, Any]:
         "total": lab_total,
         "node": node,
         "checks": checks,
+        "memory_margin_estimate": {
+            "mib": node["memory"] - lab_total["limits"]["memory"],
+            "excludes": list(UNBOUNDED_MEMORY),
+        },
     }
 
 
@@ -400,7 +411,16 @@ def report(result: dict[str, Any]) -> str:
     lines.append(f"Minikube node (group_vars/all/resources.yml): {n['cpu']:.0f}m CPU, {n['memory']:.0f}Mi")
     for name, ok in result["checks"].items():
         lines.append(f"  [{'ok' if ok else 'FAIL'}] {name}")
+    lines.append(margin_sentence(result))
     return "\n".join(lines)
+
+
+def margin_sentence(result: dict[str, Any]) -> str:
+    margin = result["memory_margin_estimate"]
+    return (
+        f"Memory margin (an estimate): {margin['mib']:.0f} MiB of the node beyond all memory limits, for what no limit "
+        f"bounds: {', '.join(margin['excludes'])}."
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -425,7 +445,10 @@ def markdown(result: dict[str, Any]) -> str:
             n = sum(c["count"] for c in result["containers"] if c["source"] == f"{variant}.yaml")
             label = f"stress Job ({variant}, the larger variant)"
         elif name == "minikube system pods":
-            n, label = len(SYSTEM_PODS), "Minikube's own pods (control plane, CoreDNS, metrics-server)"
+            n, label = (
+                len(SYSTEM_PODS),
+                "Minikube's own pods (control plane, CoreDNS, metrics-server, kindnet)",
+            )
         else:
             n, label = counted[group], groups[group]
         req, lim = s["requests"], s["limits"]
@@ -441,6 +464,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"| Minikube node (`--cpus={node['cpu'] / 1000:g} --memory={node['memory']:.0f}m`) | | {cpu(node['cpu'])} "
         f"| {mem(node['memory'])} | | {mem(node['memory'])} |"
     )
+    lines += ["", margin_sentence(result)]
     return "\n".join(lines)
 
 

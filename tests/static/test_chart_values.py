@@ -295,6 +295,17 @@ def test_alloy_ships_pod_logs_with_the_contract_labels(values: dict[str, tuple[s
     assert "mounts" not in v["alloy"], "logs come through the Kubernetes API: no host log mounts"
 
 
+def test_alloy_installs_no_podlogs_crd(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """The alloy chart 1.11.1 installs the podlogs.monitoring.grafana.com CRD through its `crds` subchart, whose
+    Chart.yaml condition is `crds.create` (default true; grafana/alloy operations/helm/charts/alloy/Chart.yaml at
+    66ebea85, chart 1.11.1). The lab never uses PodLogs and Helm never removes a CRD: the subchart stays off."""
+    _, v = values["alloy"]
+    assert chart_defaults("alloy", "1.11.1")["crds"] == {"create": True}, (
+        "the chart's key moved: re-check the chart"
+    )
+    assert v["crds"] == {"create": False}
+
+
 def test_grafana_values(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
     _, v = values["grafana"]
     assert "adminPassword" not in v, "the password must not be in the values (it is generated into a Secret)"

@@ -42,6 +42,33 @@ def test_every_container_of_the_stack_is_counted(rendered_dir: Path) -> None:
     }
 
 
+def test_minikube_cni_kindnet_is_counted(rendered_dir: Path) -> None:
+    # minikube v1.38.1 with the docker driver and containerd runs kindnet (pkg/minikube/cni/cni.go chooseDefault),
+    # whose DaemonSet asks for 100m/50Mi and is limited to the same (pkg/minikube/cni/kindnet.go).
+    resources = yaml.safe_load((ROOT / "group_vars" / "all" / "kubernetes.yml").read_text())
+    assert resources["minikube_reset_driver"] == "docker"
+    assert resources["minikube_reset_container_runtime"] == "containerd"
+    assert rb.SYSTEM_PODS["kindnet"] == {
+        "requests": {"cpu": 100, "memory": 50},
+        "limits": {"cpu": 100, "memory": 50},
+    }
+    system = rb.budget(rendered_dir)["sums"]["minikube system pods"]
+    without = {name: pod for name, pod in rb.SYSTEM_PODS.items() if name != "kindnet"}
+    assert system["requests"]["memory"] == sum(p["requests"]["memory"] for p in without.values()) + 50
+    assert system["limits"]["cpu"] == sum(p["limits"]["cpu"] for p in without.values()) + 100
+
+
+def test_the_memory_margin_is_an_estimate_naming_what_it_excludes(rendered_dir: Path) -> None:
+    result = rb.budget(rendered_dir)
+    margin = result["memory_margin_estimate"]
+    assert margin["mib"] == result["node"]["memory"] - result["total"]["limits"]["memory"]
+    assert set(margin["excludes"]) >= {"kube-apiserver", "etcd", "kubelet", "containerd", "buildkitd"}
+    sentence = rb.margin_sentence(result)
+    assert sentence.startswith("Memory margin (an estimate):")
+    assert sentence in rb.markdown(result)
+    assert sentence in rb.report(result)
+
+
 def test_readme_states_the_computed_figures(rendered_dir: Path) -> None:
     table = rb.markdown(rb.budget(rendered_dir))
     readme = (ROOT / "roles" / "monitoring" / "README.md").read_text()
