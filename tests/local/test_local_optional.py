@@ -4,6 +4,10 @@ The real binaries are not installed on the test machines, so this checks the mon
 configuration it writes (grafana.ini, the shared Grafana provisioning, dashboards, loki.yml, config.alloy), the admin
 password file, the supervisord programs and their readiness waits, the summary, a second run changing nothing, and
 teardown. It runs the real site.yml (API, Prometheus, Alertmanager included) on free ports in a temporary lab_dir.
+
+It sets no lab_platform: with the default (auto) and no Minikube driver answering (DOCKER_HOST points at a socket
+nobody listens on), site.yml and teardown.yml fall back to the local platform, so this is also the real bring-up
+of `make lab`'s fallback (tests/local/test_platform_fallback.py checks the choice itself).
 """
 
 from __future__ import annotations
@@ -52,7 +56,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         path.chmod(0o755)
     ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
     extra = {
-        "lab_platform": "local",
         "lab_dir": str(base / "lab"),
         "lab_local_ports": ports,
         "monitoring_local_binaries": {
@@ -66,6 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env = ansible_env()
     env["ANSIBLE_NOCOLOR"] = "1"
     env["FAKE_RECORD_DIR"] = str(records)
+    env["DOCKER_HOST"] = f"unix://{base}/no-docker-engine.sock"
 
     def run(playbook: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)]
@@ -108,6 +112,14 @@ def test_site_runs_the_optional_programs(lab: dict) -> None:
     assert f"Loki http://127.0.0.1:{lab['ports']['loki']}/ready" in text
     assert f"Alloy http://127.0.0.1:{lab['ports']['alloy']}/" in text
     assert "Skipped, binary not on PATH" not in text
+
+
+def test_the_default_platform_fell_back_to_local_with_a_banner(lab: dict) -> None:
+    text = _ok(lab["first"])
+    banner = "LOCAL PLATFORM INSTEAD OF MINIKUBE: no Minikube driver answers here"
+    assert text.count(banner) == 2, "the banner belongs at the start and in the summary"
+    assert text.index(banner) < text.index("app_image :") < text.rindex(banner)
+    assert "Local lab (lab_platform=local)" in text
 
 
 def changed_tasks(stdout: str) -> list[str]:

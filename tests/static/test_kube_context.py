@@ -149,6 +149,7 @@ def test_no_set_fact_has_a_null_value() -> None:
     files = sorted(
         [
             *ROOT.glob("roles/*/tasks/**/*.yml"),
+            *ROOT.glob("roles/*/handlers/*.yml"),
             *ROOT.glob("playbooks/**/*.yml"),
             *ROOT.glob("molecule/*/*.yml"),
         ]
