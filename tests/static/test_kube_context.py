@@ -189,3 +189,64 @@ def test_the_null_check_sees_todays_defect(tmp_path: Path) -> None:
         '    lab_kube_context:  # noqa: var-naming[no-role-prefix] "{{ minikube_reset_profile }}"\n'
     )
     assert null_set_facts(bad) == ["Point at the profile -> lab_kube_context"]
+
+
+def test_roles_set_only_their_own_facts() -> None:
+    """A role's set_fact writes only <role>_* (or _<role>_*, __<role>_*): no role sets a lab-wide variable such as
+    the context every playbook uses (minikube_reset used to set lab_kube_context)."""
+    offenders: list[str] = []
+
+    def walk(node: object, role: str, path: Path) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, role, path)
+        elif isinstance(node, dict):
+            for module in ("ansible.builtin.set_fact", "set_fact", "ansible.legacy.set_fact"):
+                args = node.get(module)
+                if isinstance(args, dict):
+                    offenders.extend(
+                        f"{path.relative_to(ROOT)}: {key}"
+                        for key in args
+                        if key != "cacheable" and not key.lstrip("_").startswith(f"{role}_")
+                    )
+            for value in node.values():
+                walk(value, role, path)
+
+    files = sorted(ROOT.glob("roles/*/tasks/**/*.yml"))
+    assert files
+    for path in files:
+        walk(yaml.safe_load(path.read_text()), path.relative_to(ROOT).parts[1], path)
+    assert not offenders, "set_fact of another owner's variable:\n" + "\n".join(offenders)
+
+
+def test_kubernetes_platform_resolves_the_current_context_once_and_says_so(tmp_path: Path, clusters) -> None:
+    """On the kubernetes platform without lab_kube_context the current context IS the chosen cluster: it is read
+    once at the start and printed, and teardown's guard reaches exactly that one."""
+    other, lab, kubeconfig = clusters
+    proc = playbook(tmp_path, kubeconfig, "teardown.yml", "-e", "lab_platform=kubernetes")
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0, text[-4000:]
+    assert (
+        "Every Kubernetes call of this run uses context 'other-cluster' (the current context when the run started)"
+        in text
+    )
+    assert other.connections, "the current context was not used"
+    assert lab.connections == []
+
+
+def test_kubernetes_platform_with_a_named_context_ignores_the_current_one(tmp_path: Path, clusters) -> None:
+    other, lab, kubeconfig = clusters
+    proc = playbook(
+        tmp_path,
+        kubeconfig,
+        "teardown.yml",
+        "-e",
+        "lab_platform=kubernetes",
+        "-e",
+        "lab_kube_context=sre-lab",
+    )
+    text = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0, text[-4000:]
+    assert "Every Kubernetes call of this run uses context 'sre-lab' (lab_kube_context)" in text
+    assert other.connections == []
+    assert lab.connections
