@@ -24,6 +24,10 @@ Check = Callable[[Any], None]
 RELEASES = ["prometheus", "loki", "alloy", "grafana"]
 
 
+def _assert(condition: bool, message: str) -> None:
+    assert condition, message
+
+
 def k8s(type_name: str) -> Check:
     return lambda value: validate_k8s_fragment(value, f"io.k8s.api.core.v1.{type_name}")
 
@@ -50,6 +54,27 @@ def loki_schema_config(value: Any) -> None:
         assert period["schema"] == "v13"
         assert period["object_store"] == "filesystem"
         assert set(period["index"]) == {"prefix", "period"}
+
+
+# Loki 3's compactor block keys (docs: "compactor" in Loki's configuration reference) the lab may set.
+LOKI_COMPACTOR_KEYS = {
+    "working_directory",
+    "retention_enabled",
+    "delete_request_store",
+    "compaction_interval",
+}
+
+
+def loki_compactor(value: Any) -> None:
+    assert isinstance(value, dict), "loki.compactor is Loki's compactor block"
+    assert set(value) <= LOKI_COMPACTOR_KEYS, set(value) - LOKI_COMPACTOR_KEYS
+    # Loki applies limits_config.retention_period only when the compactor's retention is enabled, and
+    # Loki 3 refuses retention without a store for delete requests.
+    assert value["retention_enabled"] is True
+    assert value["delete_request_store"] == "filesystem"
+    assert str(value["working_directory"]).startswith("/var/loki/"), (
+        "inside the data emptyDir (read-only root)"
+    )
 
 
 def volume_source(value: Any) -> None:
@@ -112,6 +137,15 @@ ALLOWED: dict[tuple[str, tuple[str, ...]], tuple[str, Check]] = {
     ("loki", ("loki", "schemaConfig")): (
         "default {}: Loki's schema_config block, copied into Loki's config (required unless useTestSchema)",
         loki_schema_config,
+    ),
+    ("loki", ("loki", "compactor")): (
+        "default {}: Loki's compactor block, passed through (values.yaml: 'Optional compactor configuration')",
+        loki_compactor,
+    ),
+    ("loki", ("loki", "limits_config", "retention_period")): (
+        "loki.limits_config is passed through to Loki's limits_config (schema: additionalProperties); the"
+        " chart's defaults do not list retention_period",
+        lambda value: _assert(isinstance(value, str) and value, "a duration such as 24h"),
     ),
     ("loki", ("singleBinary", "resources")): (
         "default {}: a ResourceRequirements",
@@ -280,6 +314,21 @@ def test_loki_values_are_monolithic_and_small(values: dict[str, tuple[str, dict[
         assert v[off]["enabled"] is False, off
     assert v["sidecar"]["rules"]["enabled"] is False
     assert all(v[p]["replicas"] == 0 for p in ("read", "write", "backend"))
+
+
+def test_loki_deletes_logs_older_than_what_prometheus_keeps(
+    values: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """Without compactor retention Loki keeps every log in its bounded emptyDir until the kubelet evicts it."""
+    _, v = values["loki"]
+    _, prometheus = values["prometheus"]
+    compactor = v["loki"]["compactor"]
+    assert compactor["retention_enabled"] is True
+    assert compactor["delete_request_store"] == "filesystem"
+    assert v["loki"]["limits_config"]["retention_period"] == prometheus["server"]["retention"]
+    # The chart merges the lab's limits_config over its own: its defaults stay.
+    merged = deep_merge(chart_defaults("loki", values["loki"][0]), v)
+    assert merged["loki"]["limits_config"]["reject_old_samples"] is True
 
 
 def test_alloy_ships_pod_logs_with_the_contract_labels(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
