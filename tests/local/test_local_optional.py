@@ -50,7 +50,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         path = fake_bin / name
         path.write_text(f"#!{BIN / 'python'}\n{source}")
         path.chmod(0o755)
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    ports = {
+        name: free_port()
+        for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy", "alert_receiver")
+    }
     extra = {
         "lab_platform": "local",
         "lab_dir": str(base / "lab"),
@@ -194,5 +197,5 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
     )
     programs = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
     assert programs == dict.fromkeys(
-        ["alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
+        ["alert-receiver", "alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
     )
