@@ -4,9 +4,10 @@
 Input: the folder `playbooks/render.yml` writes (default build/rendered; run `make render` first) and the pinned
 charts' default values (tests/static/charts/). For each Helm release the rendered values are merged over the chart's
 defaults the way Helm merges them, then every container that release creates is listed with the values key its
-resources come from (sidecars and init containers included). Components the model does not know (an enabled
-Alertmanager, Loki caches, Grafana sidecars with no resources, extra containers, ...) are an error, not a silent zero.
-The API's and the stress Job's containers come from their rendered manifests.
+resources come from (sidecars and init containers included; Alertmanager from the prometheus chart's alertmanager
+subchart, with that subchart's defaults). Components the model does not know (Loki caches, Grafana sidecars with no resources, extra containers, ...) are an error, not a silent zero.
+The API's (with Alertmanager's webhook receiver, in the API's namespace) and the stress Job's containers come from
+their rendered manifests.
 
 The Minikube fit compares the sums, plus the requests of the pods Minikube itself runs (kubeadm's control plane,
 CoreDNS, metrics-server: SYSTEM_PODS below), with the node size in group_vars/all/resources.yml.
@@ -168,13 +169,34 @@ def _must_be_empty(values: dict[str, Any], chart: str, *keys: str) -> None:
             raise BudgetError(f"{chart}: {key} is set; the budget model does not know those containers")
 
 
+# The prometheus chart's alertmanager dependency (its Chart.lock), whose defaults fill `alertmanager.*`.
+ALERTMANAGER_SUBCHART = ("alertmanager", "1.42.0")
+
+
+def alertmanager_containers(values: dict[str, Any]) -> list[Container]:
+    """The alertmanager subchart's StatefulSet: Alertmanager, and its config reloader when enabled."""
+    am = deep_merge(chart_defaults(*ALERTMANAGER_SUBCHART), values.get("alertmanager") or {})
+    _must_be_empty(am, "prometheus (alertmanager)", "extraContainers", "extraInitContainers")
+    replicas = int(get(am, "replicaCount", 1))
+    out = [_c("monitoring", "alertmanager", "alertmanager", am, "resources", replicas)]
+    if get(am, "configmapReload.enabled", False):
+        out.append(
+            _c("monitoring", "alertmanager", "config-reloader", am, "configmapReload.resources", replicas)
+        )
+    return out
+
+
 def prometheus_containers(values: dict[str, Any]) -> list[Container]:
-    for sub in ("alertmanager", "kube-state-metrics", "prometheus-node-exporter", "prometheus-pushgateway"):
+    for sub in ("kube-state-metrics", "prometheus-node-exporter", "prometheus-pushgateway"):
         if get(values, f"{sub}.enabled", True):
-            raise BudgetError(f"prometheus: the {sub} subchart is enabled; the lab runs the server only")
+            raise BudgetError(
+                f"prometheus: the {sub} subchart is enabled; the lab runs the server and Alertmanager"
+            )
     _must_be_empty(values, "prometheus", "server.sidecarContainers", "server.extraInitContainers")
     replicas = int(get(values, "server.replicaCount", 1))
     out = [_c("monitoring", "prometheus-server", "prometheus-server", values, "server.resources", replicas)]
+    if get(values, "alertmanager.enabled", True):
+        out += alertmanager_containers(values)
     if get(values, "configmapReload.prometheus.enabled", True):
         out.append(
             _c(
@@ -344,7 +366,12 @@ def pod_sums(containers: list[Container]) -> dict[str, dict[str, float]]:
 
 def budget(rendered: Path) -> dict[str, Any]:
     mon = monitoring(rendered)
-    app = manifest_containers("app", sorted((rendered / "app_deploy").glob("*.yaml")))
+    # The API's namespace: the API, and Alertmanager's webhook receiver (rendered by the monitoring role).
+    app = manifest_containers(
+        "app",
+        sorted((rendered / "app_deploy").glob("*.yaml"))
+        + sorted((rendered / "monitoring" / "alert_receiver").glob("*.yaml")),
+    )
     stress_files = (
         sorted((rendered / "stress_test").glob("*.yaml")) if (rendered / "stress_test").is_dir() else []
     )
@@ -436,7 +463,7 @@ def markdown(result: dict[str, Any]) -> str:
         "| part | containers | CPU requests | memory requests | CPU limits | memory limits |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    groups = {"monitoring": "monitoring stack", "app": "API", "stress": "stress Job"}
+    groups = {"monitoring": "monitoring stack", "app": "API and alert receiver", "stress": "stress Job"}
     counted = {g: sum(c["count"] for c in result["containers"] if c["group"] == g) for g in groups}
     for name, s in result["sums"].items():
         group = name.split(" ")[0]

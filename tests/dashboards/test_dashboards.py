@@ -172,6 +172,34 @@ def test_slo_dashboard_shows_sli_objective_budget_burn_alerts(dashboards: dict[s
         assert needed in exprs
 
 
+def test_slo_dashboard_labels_the_budget_with_the_window_it_covers(
+    dashboards: dict[str, dict[str, Any]],
+) -> None:
+    """A young Prometheus (or one keeping less than the window) holds only part of the SLO window: every panel
+    showing the SLI or the budget says so, and each SLO has a panel with the covered span and the window."""
+    slo_panels = [p for p in panels(dashboards["api-slo.json"]) if p["type"] != "row"]
+    budget_like = [
+        p
+        for p in slo_panels
+        if any("error_budget_remaining" in t["expr"] or "sli:ratio_period" in t["expr"] for t in p["targets"])
+    ]
+    assert len(budget_like) == 5
+    for panel in budget_like:
+        assert "covered" in panel["title"], panel["title"]
+        assert "covered by data" in panel["description"] or "cover" in panel["description"], panel["title"]
+    for slo in ("availability", "latency"):
+        coverage = [
+            p
+            for p in slo_panels
+            if {t["expr"].split("{")[0] for t in p["targets"]}
+            == {"slo:period_covered:seconds", "slo:period:seconds"}
+            and all(f'slo="{slo}"' in t["expr"] for t in p["targets"])
+        ]
+        assert len(coverage) == 1, slo
+        assert coverage[0]["title"].endswith("SLO window covered by data")
+        assert coverage[0]["fieldConfig"]["defaults"]["unit"] == "dtdurations"
+
+
 def test_provisioning(provisioning_default: Path) -> None:
     datasources = yaml.safe_load((provisioning_default / "datasources.yml").read_text())
     by_uid = {d["uid"]: d for d in datasources["datasources"]}

@@ -54,7 +54,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         path = fake_bin / name
         path.write_text(f"#!{BIN / 'python'}\n{source}")
         path.chmod(0o755)
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    ports = {
+        name: free_port()
+        for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy", "alert_receiver")
+    }
     extra = {
         "lab_dir": str(base / "lab"),
         "lab_local_ports": ports,
@@ -185,6 +188,12 @@ def test_alloy_ships_the_app_log_to_loki_with_the_contract_labels(lab: dict) -> 
     loki = yaml.safe_load((lab_dir / "loki" / "loki.yml").read_text())
     assert loki["server"]["http_listen_port"] == lab["ports"]["loki"]
     assert loki["common"]["storage"]["filesystem"]["chunks_directory"].startswith(str(lab_dir))
+    # Retention is applied only by the compactor with retention_enabled; it keeps what Prometheus keeps.
+    assert loki["compactor"]["retention_enabled"] is True
+    assert loki["compactor"]["delete_request_store"] == "filesystem"
+    assert loki["compactor"]["working_directory"].startswith(str(lab_dir))
+    local = yaml.safe_load((ROOT / "group_vars/all/local.yml").read_text())
+    assert loki["limits_config"]["retention_period"] == local["monitoring_local_retention"]
 
 
 def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
@@ -200,5 +209,5 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
     )
     programs = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
     assert programs == dict.fromkeys(
-        ["alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
+        ["alert-receiver", "alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
     )

@@ -16,7 +16,15 @@ import pytest
 
 from tests.conftest import BIN, ROOT, ansible_env
 
-LOCAL_PORTS = {"api": 0, "prometheus": 0, "alertmanager": 0, "grafana": 0, "loki": 0, "alloy": 0}
+LOCAL_PORTS = {
+    "api": 0,
+    "prometheus": 0,
+    "alertmanager": 0,
+    "grafana": 0,
+    "loki": 0,
+    "alloy": 0,
+    "alert_receiver": 0,
+}
 
 
 def free_port() -> int:

@@ -15,11 +15,15 @@ RENDER_PLAYBOOK = ROOT / "tests" / "rules" / "render_rules.yml"
 # The runbook base the promtool unit tests expect in runbook_url.
 TEST_RUNBOOK_BASE = "https://runbooks.test"
 DEFAULT_SLO = {
-    "window": "30d",
+    "window": "1d",
     "availability": {"objective": 99.5},
     "latency": {"objective": 99.0, "threshold_seconds": 0.3},
     "outage_error_ratio": 0.2,
 }
+
+# The 30d window needs a Prometheus that keeps 30 days (lab_common refuses it with the default retention).
+SLO_30D = {**DEFAULT_SLO, "window": "30d"}
+RETENTION_30D = {"monitoring_prometheus_retention": "30d"}
 
 Render = Callable[..., Path]
 
@@ -57,20 +61,20 @@ def render_rules(tmp_path_factory: pytest.TempPathFactory) -> Render:
 
 @pytest.fixture(scope="session")
 def rules_default(render_rules: Render) -> Path:
-    """The rules exactly as group_vars renders them (30d window, file:// runbook links)."""
+    """The rules exactly as group_vars renders them (1d window, file:// runbook links)."""
     return render_rules() / "rules"
 
 
 @pytest.fixture(scope="session")
 def rules_30d(render_rules: Render) -> Path:
-    """Default SLO spec, runbook links on https://runbooks.test (what the promtool tests expect)."""
-    return render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=DEFAULT_SLO) / "rules"
+    """A 30d window (and a 30d retention), runbook links on https://runbooks.test (what the tests expect)."""
+    return (
+        render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=SLO_30D, **RETENTION_30D)
+        / "rules"
+    )
 
 
 @pytest.fixture(scope="session")
 def rules_1d(render_rules: Render) -> Path:
     """The same spec with a 1-day SLO window."""
-    return (
-        render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo={**DEFAULT_SLO, "window": "1d"})
-        / "rules"
-    )
+    return render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=DEFAULT_SLO) / "rules"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.rules.conftest import DEFAULT_SLO, Render, render_playbook
+from tests.rules.conftest import DEFAULT_SLO, RETENTION_30D, SLO_30D, Render, render_playbook
 from tests.support.prometheus import require_binary
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +32,8 @@ ALERTS = {
     "ApiSaturation": ("ticket", None),
 }
 RECORD_NAME = re.compile(
-    r"^slo:(sli_error:ratio_rate\d+[mhd]|burn_rate:ratio_rate\d+[mhd]|objective:ratio|sli:ratio_period|error_budget_remaining:ratio)$"
+    r"^slo:(sli_error:ratio_rate\d+[mhd]|burn_rate:ratio_rate\d+[mhd]|objective:ratio|sli:ratio_period"
+    r"|error_budget_remaining:ratio|evaluation:timestamp_seconds|period:seconds|period_covered:seconds)$"
 )
 
 
@@ -72,7 +73,10 @@ def test_promtool_check_rules(fixture: str, request: pytest.FixtureRequest) -> N
 
 @pytest.mark.parametrize("window", ["7d"])
 def test_other_windows_render_valid_rules(window: str, render_rules: Render) -> None:
-    rules_dir = render_rules(lab_slo={**DEFAULT_SLO, "window": window}) / "rules"
+    rules_dir = (
+        render_rules(lab_slo={**DEFAULT_SLO, "window": window}, monitoring_prometheus_retention=window)
+        / "rules"
+    )
     proc = promtool("check", "rules", *(str(rules_dir / name) for name in RULE_FILES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"slo:sli_error:ratio_rate{window}" in (rules_dir / "recording_rules.yml").read_text()
@@ -87,13 +91,58 @@ def test_promtool_unit_tests_1d(rules_1d: Path, tmp_path: Path) -> None:
     run_unit_tests(rules_1d, "slo_1d.test.yml", tmp_path)
 
 
+def test_young_prometheus_at_the_default_spec(rules_default: Path, tmp_path: Path) -> None:
+    """On a Prometheus minutes old, at the spec of group_vars: a full outage pages within 2 minutes and
+    resolves within 10 minutes of recovery; a one-minute blip 40 minutes in opens no ticket."""
+    run_unit_tests(rules_default, "slo_default_young.test.yml", tmp_path)
+
+
+def test_every_pair_waits_for_data_covering_its_long_window(rules_default: Path, rules_30d: Path) -> None:
+    """A range longer than the data behaves like a short one: each burn-rate pair is ANDed with
+    slo:period_covered:seconds >= its long window, and only the outage branch (a short window) is not."""
+    for rules_dir, longs in (
+        (rules_default, {120, 720, 2880, 8640}),
+        (rules_30d, {3600, 21600, 86400, 259200}),
+    ):
+        alerts = {r["alert"]: r["expr"] for r in load_rules(rules_dir) if "alert" in r}
+        for name in (
+            "ApiAvailabilityFastBurn",
+            "ApiLatencyFastBurn",
+            "ApiAvailabilitySlowBurn",
+            "ApiLatencySlowBurn",
+        ):
+            gates = re.findall(r'slo:period_covered:seconds\{slo="(\w+)"\} >= (\d+)', alerts[name])
+            assert len(gates) == 2, (name, alerts[name])
+            assert {slo for slo, _ in gates} == {ALERTS[name][1]}
+            assert {int(s) for _, s in gates} <= longs
+        found = {
+            int(s)
+            for e in alerts.values()
+            for s in re.findall(r"period_covered:seconds\{[^}]*\} >= (\d+)", e)
+        }
+        assert found == longs
+
+
+def test_no_rule_range_is_longer_than_the_slo_window(rules_default: Path, rules_30d: Path) -> None:
+    """The SLO window is the longest range in the rules: the retention check of lab_common holds them all."""
+    units = {"m": 60, "h": 3600, "d": 86400}
+    for rules_dir, window in ((rules_default, 86400), (rules_30d, 30 * 86400)):
+        ranges = [
+            int(n) * units[u]
+            for r in load_rules(rules_dir)
+            for n, u in re.findall(r"\[(\d+)([mhd])\]", r["expr"])
+        ]
+        assert max(ranges) == window
+
+
 def test_outage_condition_is_what_pages_within_two_minutes(render_rules: Render, tmp_path: Path) -> None:
     """Without the near-total-outage branch (outage_error_ratio 1 = never), the Workbook pairs alone page
     too late and the 2-minute assertions of slo_30d_fast.test.yml fail."""
     rules_dir = (
         render_rules(
             monitoring_runbook_base_url="https://runbooks.test",
-            lab_slo={**DEFAULT_SLO, "outage_error_ratio": 1},
+            lab_slo={**SLO_30D, "outage_error_ratio": 1},
+            **RETENTION_30D,
         )
         / "rules"
     )
@@ -207,3 +256,52 @@ def test_bad_slo_spec_is_refused(slo: dict[str, Any], message: str, tmp_path: Pa
     assert proc.returncode != 0
     assert message in proc.stdout
     assert not (tmp_path / "rules").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable", "file"),
+    [
+        # Kubernetes: the chart's Prometheus keeps 24h on an emptyDir.
+        ({"lab_slo": SLO_30D}, "monitoring_prometheus_retention=24h", "group_vars/all/resources.yml"),
+        (
+            {"lab_slo": {**DEFAULT_SLO, "window": "7d"}},
+            "monitoring_prometheus_retention=24h",
+            "resources.yml",
+        ),
+        ({"monitoring_prometheus_retention": "12h"}, "monitoring_prometheus_retention=12h", "resources.yml"),
+        # Local: 7d.
+        (
+            {"lab_platform": "local", "lab_slo": SLO_30D},
+            "monitoring_local_retention=7d",
+            "group_vars/all/local.yml",
+        ),
+        (
+            {"monitoring_prometheus_retention": "1 day"},
+            "monitoring_prometheus_retention=1 day",
+            "resources.yml",
+        ),
+    ],
+)
+def test_window_longer_than_the_retention_is_refused(
+    extra: dict[str, Any], variable: str, file: str, tmp_path: Path
+) -> None:
+    proc = render_playbook(tmp_path, extra)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    out = " ".join(proc.stdout.split())
+    for needed in ("lab_slo.window=", variable, file):
+        assert needed in out, out[-2000:]
+    assert "Set lab_slo.window (group_vars/all/slo.yml) to at most the retention" in out
+    assert not (tmp_path / "rules").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # the defaults: 1d window, 24h on Kubernetes
+        {"lab_platform": "local", "lab_slo": {**DEFAULT_SLO, "window": "7d"}},  # 7d fits the local 7d
+        {"lab_slo": SLO_30D, "monitoring_prometheus_retention": "4w2d"},
+    ],
+)
+def test_window_within_the_retention_is_accepted(extra: dict[str, Any], tmp_path: Path) -> None:
+    proc = render_playbook(tmp_path, extra)
+    assert proc.returncode == 0, proc.stdout[-3000:]

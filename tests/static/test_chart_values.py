@@ -9,6 +9,9 @@ ALLOWED entry that the rendered values no longer use fails the test, so the list
 
 from __future__ import annotations
 
+import copy
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,10 @@ from tests.static.helpers import chart_defaults, chart_schema, jsonable, validat
 
 Check = Callable[[Any], None]
 RELEASES = ["prometheus", "loki", "alloy", "grafana"]
+
+
+def _assert(condition: bool, message: str) -> None:
+    assert condition, message
 
 
 def k8s(type_name: str) -> Check:
@@ -50,6 +57,58 @@ def loki_schema_config(value: Any) -> None:
         assert period["schema"] == "v13"
         assert period["object_store"] == "filesystem"
         assert set(period["index"]) == {"prefix", "period"}
+
+
+# Loki 3's compactor block keys (docs: "compactor" in Loki's configuration reference) the lab may set.
+LOKI_COMPACTOR_KEYS = {
+    "working_directory",
+    "retention_enabled",
+    "delete_request_store",
+    "compaction_interval",
+}
+
+
+def loki_compactor(value: Any) -> None:
+    assert isinstance(value, dict), "loki.compactor is Loki's compactor block"
+    assert set(value) <= LOKI_COMPACTOR_KEYS, set(value) - LOKI_COMPACTOR_KEYS
+    # Loki applies limits_config.retention_period only when the compactor's retention is enabled, and
+    # Loki 3 refuses retention without a store for delete requests.
+    assert value["retention_enabled"] is True
+    assert value["delete_request_store"] == "filesystem"
+    assert str(value["working_directory"]).startswith("/var/loki/"), (
+        "inside the data emptyDir (read-only root)"
+    )
+
+
+# The prometheus chart's alertmanager dependency (Chart.lock of prometheus 29.27.0: alertmanager 1.42.0).
+ALERTMANAGER_SUBCHART = "1.42.0"
+
+
+def alertmanager_subchart(value: Any) -> None:
+    """The `alertmanager` subtree is the subchart's values (plus the parent's `enabled` condition): every key must
+    exist in the subchart's defaults, and the merged values must pass the subchart's values.schema.json."""
+    defaults = chart_defaults("alertmanager", ALERTMANAGER_SUBCHART)
+    # Below these the subchart's defaults are empty or examples: each is checked as what it is instead (a
+    # Kubernetes type; Alertmanager's own config, which test_alertmanager_config_passes_amtool checks).
+    typed = {
+        ("resources",): "ResourceRequirements",
+        ("securityContext",): "SecurityContext",
+        ("persistence", "emptyDir"): "EmptyDirVolumeSource",
+    }
+    plain = copy.deepcopy({k: v for k, v in value.items() if k not in ("enabled", "config")})
+    for path, type_name in typed.items():
+        parent = plain
+        for part in path[:-1]:
+            parent = parent[part]
+        validate_k8s_fragment(parent.pop(path[-1]), f"io.k8s.api.core.v1.{type_name}")
+    problems, _ = unknown_keys("alertmanager", plain, defaults)
+    assert not problems, "\n".join(problems)
+    assert set(value["config"]) == {"enabled", "route", "receivers"}
+    schema = chart_schema("alertmanager", ALERTMANAGER_SUBCHART)
+    assert schema is not None
+    merged = deep_merge(defaults, {k: v for k, v in value.items() if k != "enabled"})
+    errors = list(schema_validator(schema).iter_errors(merged))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)
 
 
 def volume_source(value: Any) -> None:
@@ -109,9 +168,23 @@ ALLOWED: dict[tuple[str, tuple[str, ...]], tuple[str, Check]] = {
         "default {}: a SecurityContext",
         k8s("SecurityContext"),
     ),
+    ("prometheus", ("alertmanager",)): (
+        "the alertmanager subchart's values (the parent's defaults list only enabled/persistence/podSecurityContext):"
+        " checked against the subchart's own defaults and schema (tests/static/charts/alertmanager-1.42.0)",
+        alertmanager_subchart,
+    ),
     ("loki", ("loki", "schemaConfig")): (
         "default {}: Loki's schema_config block, copied into Loki's config (required unless useTestSchema)",
         loki_schema_config,
+    ),
+    ("loki", ("loki", "compactor")): (
+        "default {}: Loki's compactor block, passed through (values.yaml: 'Optional compactor configuration')",
+        loki_compactor,
+    ),
+    ("loki", ("loki", "limits_config", "retention_period")): (
+        "loki.limits_config is passed through to Loki's limits_config (schema: additionalProperties); the"
+        " chart's defaults do not list retention_period",
+        lambda value: _assert(isinstance(value, str) and value, "a duration such as 24h"),
     ),
     ("loki", ("singleBinary", "resources")): (
         "default {}: a ResourceRequirements",
@@ -253,7 +326,7 @@ def test_the_schema_check_catches_a_bad_value(values: dict[str, tuple[str, dict[
 
 def test_prometheus_values_match_the_seed(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
     _, v = values["prometheus"]
-    for sub in ("alertmanager", "prometheus-pushgateway", "kube-state-metrics", "prometheus-node-exporter"):
+    for sub in ("prometheus-pushgateway", "kube-state-metrics", "prometheus-node-exporter"):
         assert v[sub]["enabled"] is False, sub
     assert v["server"]["persistentVolume"]["enabled"] is False
     assert v["server"]["resources"] == {
@@ -280,6 +353,64 @@ def test_loki_values_are_monolithic_and_small(values: dict[str, tuple[str, dict[
         assert v[off]["enabled"] is False, off
     assert v["sidecar"]["rules"]["enabled"] is False
     assert all(v[p]["replicas"] == 0 for p in ("read", "write", "backend"))
+
+
+def test_alertmanager_runs_on_kubernetes_with_the_shared_routing_file(
+    values: dict[str, tuple[str, dict[str, Any]]], rendered_dir: Path
+) -> None:
+    """Alerts reach someone on Kubernetes too: the subchart is on, its config is the routing file every platform
+    renders from roles/monitoring/templates/alertmanager.yml.j2, and pages/tickets go to the in-cluster receiver."""
+    _, v = values["prometheus"]
+    am = v["alertmanager"]
+    assert am["enabled"] is True
+    assert am["persistence"]["enabled"] is False
+    assert am["resources"] == group_vars_resources()["monitoring_resources"]["alertmanager"]
+    shared = yaml.safe_load((rendered_dir / "monitoring" / "alertmanager.yml").read_text())
+    assert {k: x for k, x in am["config"].items() if k != "enabled"} == shared
+    lab = yaml.safe_load((Path(__file__).parents[2] / "group_vars/all/lab.yml").read_text())
+    base = (
+        f"http://{lab['lab_alert_receiver_name']}.{lab['lab_app_namespace']}.svc.cluster.local:"
+        f"{lab['lab_alert_receiver_port']}/alerts/"
+    )
+    urls = {r["name"]: [w["url"] for w in r["webhook_configs"]] for r in shared["receivers"]}
+    assert urls == {name: [base + name] for name in ("page", "ticket", "other")}
+    routes = {tuple(r["matchers"]): r["receiver"] for r in shared["route"]["routes"]}
+    assert routes == {('severity="page"',): "page", ('severity="ticket"',): "ticket"}
+
+
+def test_alertmanager_config_passes_amtool(rendered_dir: Path) -> None:
+    """The routing file the chart gets is a valid Alertmanager config (Debian's amtool, the local platform's check)."""
+    amtool = shutil.which("amtool")
+    assert amtool, (
+        "amtool is not installed: run `scripts/system-deps.sh test` (Debian's prometheus-alertmanager)"
+    )
+    proc = subprocess.run(
+        [amtool, "check-config", str(rendered_dir / "monitoring" / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 receivers" in proc.stdout
+
+
+def group_vars_resources() -> dict[str, Any]:
+    return yaml.safe_load((Path(__file__).parents[2] / "group_vars/all/resources.yml").read_text())
+
+
+def test_loki_deletes_logs_older_than_what_prometheus_keeps(
+    values: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """Without compactor retention Loki keeps every log in its bounded emptyDir until the kubelet evicts it."""
+    _, v = values["loki"]
+    _, prometheus = values["prometheus"]
+    compactor = v["loki"]["compactor"]
+    assert compactor["retention_enabled"] is True
+    assert compactor["delete_request_store"] == "filesystem"
+    assert v["loki"]["limits_config"]["retention_period"] == prometheus["server"]["retention"]
+    # The chart merges the lab's limits_config over its own: its defaults stay.
+    merged = deep_merge(chart_defaults("loki", values["loki"][0]), v)
+    assert merged["loki"]["limits_config"]["reject_old_samples"] is True
 
 
 def test_alloy_ships_pod_logs_with_the_contract_labels(values: dict[str, tuple[str, dict[str, Any]]]) -> None:

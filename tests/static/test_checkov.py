@@ -87,6 +87,14 @@ def test_api_manifests_pass_the_security_scan(checkov: Path, rendered_dir: Path)
     assert summary["parsing_errors"] == 0
 
 
+def test_alert_receiver_manifests_pass_the_security_scan(checkov: Path, rendered_dir: Path) -> None:
+    report = scan(checkov, rendered_dir / "monitoring" / "alert_receiver")
+    failed = report["results"]["failed_checks"]
+    assert not failed, "\n".join(f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in failed)
+    assert report["summary"]["resource_count"] >= 3
+    assert report["summary"]["parsing_errors"] == 0
+
+
 def test_the_scan_catches_a_privileged_container(checkov: Path, rendered_dir: Path, tmp_path: Path) -> None:
     for path in (rendered_dir / "app_deploy").glob("*.yaml"):
         doc = yaml.safe_load(path.read_text())

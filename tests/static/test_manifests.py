@@ -39,6 +39,49 @@ def test_render_writes_every_file(rendered_dir: Path) -> None:
         "grafana.yaml",
     }
     assert set(_by_kind(rendered_dir, "monitoring/manifests")) == {"Namespace", "ConfigMap"}
+    assert set(_by_kind(rendered_dir, "monitoring/alert_receiver")) == {
+        "Deployment",
+        "Service",
+        "NetworkPolicy",
+    }
+
+
+def test_alert_receiver_contract(rendered_dir: Path, api: dict[str, dict[str, Any]]) -> None:
+    """Alertmanager's webhook receiver: the API's image and namespace, the Service the routing file posts to,
+    restricted like the API, reachable only from the monitoring namespace, resources from group_vars."""
+    objs = _by_kind(rendered_dir, "monitoring/alert_receiver")
+    lab, resources = group_vars("lab"), group_vars("resources")
+    name, ns = lab["lab_alert_receiver_name"], lab["lab_app_namespace"]
+    assert {o["metadata"]["namespace"] for o in objs.values()} == {ns}
+    assert {o["metadata"]["name"] for o in objs.values()} == {name}
+    dep, svc, pol = objs["Deployment"], objs["Service"], objs["NetworkPolicy"]
+    pod = dep["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    api_container = api["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == api_container["image"]
+    assert container["command"][0] == "gunicorn"
+    assert "labapi.alert_receiver:create_app()" in container["command"]
+    assert "python:labapi.alert_receiver_gunicorn" in container["command"]
+    assert container["resources"] == resources["monitoring_alert_receiver_resources"]
+    assert container["securityContext"] == api_container["securityContext"]
+    assert pod["metadata"]["labels"]["app"] == name
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert svc["spec"]["ports"][0]["port"] == lab["lab_alert_receiver_port"]
+    port = container["ports"][0]
+    assert svc["spec"]["ports"][0]["targetPort"] == port["name"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ALERT_RECEIVER_BIND"].endswith(f":{port['containerPort']}")
+    assert pol["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (rule,) = pol["spec"]["ingress"]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": lab["lab_monitoring_namespace"]}
+            }
+        }
+    ]
+    # Not the API's: its NetworkPolicy, PDB and Service select app=<lab_app_name> only.
+    assert api["Service"]["spec"]["selector"]["app"] != name
 
 
 def test_every_manifest_validates_strictly(rendered_dir: Path) -> None:

@@ -35,6 +35,7 @@ def test_every_container_of_the_stack_is_counted(rendered_dir: Path) -> None:
     assert names == {
         ("prometheus-server", "prometheus-server"),
         ("prometheus-server", "config-reloader"),
+        ("alertmanager", "alertmanager"),
         ("loki", "loki"),
         ("alloy (daemonset)", "alloy"),
         ("alloy (daemonset)", "config-reloader"),
@@ -113,8 +114,23 @@ def test_an_unaccounted_sidecar_is_an_error(rendered_copy: Path) -> None:
 
 
 def test_an_enabled_subchart_is_an_error(rendered_copy: Path) -> None:
-    _edit_values(rendered_copy, "prometheus", {"alertmanager": {"enabled": True}})
-    with pytest.raises(rb.BudgetError, match="alertmanager"):
+    _edit_values(rendered_copy, "prometheus", {"kube-state-metrics": {"enabled": True}})
+    with pytest.raises(rb.BudgetError, match="kube-state-metrics"):
+        rb.budget(rendered_copy)
+
+
+def test_alertmanager_and_the_alert_receiver_are_counted(rendered_dir: Path, rendered_copy: Path) -> None:
+    """Alertmanager (the prometheus chart's subchart) is in the monitoring sum with its values' resources, the
+    webhook receiver in the API's namespace with the API; a reloader sidecar without resources is an error."""
+    containers = rb.budget(rendered_dir)["containers"]
+    am = [c for c in containers if c["workload"] == "alertmanager"]
+    assert [(c["group"], c["container"], c["limits"]["memory"]) for c in am] == [
+        ("monitoring", "alertmanager", 64)
+    ]
+    receiver = [c for c in containers if c["workload"] == "Deployment/alert-receiver"]
+    assert [(c["group"], c["container"], c["count"]) for c in receiver] == [("app", "receiver", 1)]
+    _edit_values(rendered_copy, "prometheus", {"alertmanager": {"configmapReload": {"enabled": True}}})
+    with pytest.raises(rb.BudgetError, match=r"configmapReload\.resources"):
         rb.budget(rendered_copy)
 
 
