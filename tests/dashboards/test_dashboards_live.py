@@ -150,7 +150,8 @@ def test_every_panel_query_and_recording_rule_has_data(
     with Load(app.url) as load:
         wait_for_series(prometheus.url, 'up{app="flask-api"} == 1', timeout=30)
         # Enough samples for the 20s rate windows and a few rule evaluations.
-        wait_for_series(prometheus.url, 'slo:burn_rate:ratio_rate5m{slo="latency"}', timeout=30)
+        # (1d window by default: the longest burn-rate window is 144m.)
+        wait_for_series(prometheus.url, 'slo:burn_rate:ratio_rate144m{slo="latency"}', timeout=30)
         time.sleep(8)
 
         missing = []
@@ -221,7 +222,8 @@ def test_db_failure_fault_fires_the_fast_burn_page(tmp_path: Path, rules_default
             prom.url, 'ALERTS{alertname="ApiAvailabilityFastBurn", alertstate="firing"}', timeout=45
         )
         assert fired[0]["metric"]["slo"] == "availability"
-        ratio = query(prom.url, 'slo:sli_error:ratio_rate5m{slo="availability"}')
+        # The near-total-outage window of the default 1d spec is 1m.
+        ratio = query(prom.url, 'slo:sli_error:ratio_rate1m{slo="availability"}')
         assert float(ratio[0]["value"][1]) > 0.2
         # Only availability is broken: the latency SLO does not page.
         assert not query(prom.url, 'ALERTS{alertname="ApiLatencyFastBurn", alertstate="firing"}')
