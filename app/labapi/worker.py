@@ -178,6 +178,8 @@ class LabGeventWorker(GeventWorker):
             f"Content-Length: {len(body)}\r\n{REQUEST_ID_HEADER}: {request_id}\r\n"
             f"Date: {util.http_date()}\r\n\r\n"
         )
+        if method == "HEAD":
+            body = b""  # Content-Length still says what a GET would have had
         try:
             util.write_nonblock(client, head.encode("latin-1") + body)
         except OSError:

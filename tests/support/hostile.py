@@ -356,17 +356,30 @@ class FuzzResult:
     no_request_id: list[str] = field(default_factory=list)
 
 
-def _parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes] | None:
-    head, sep, body = raw.partition(b"\r\n\r\n")
-    if not sep or not head.startswith(b"HTTP/1."):
-        return None
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status, headers, body
+def _parse_responses(raw: bytes, head_request: bool) -> list[tuple[int, dict[str, str], bytes]] | None:
+    """Every response in `raw` (a connection may carry a second one: the answer to what the client
+    sent after its request, e.g. an unread body that does not parse as the next request)."""
+    responses = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        if not sep or not head.startswith(b"HTTP/1."):
+            return None
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        # a HEAD answer has no body, unless the server could not read the method (a rejection
+        # that closes the connection: the body is what remains)
+        rejected = headers.get("connection") == "close" and len(rest) == int(
+            headers.get("content-length", -1)
+        )
+        bodiless = status in (204, 304) or (head_request and not responses and not rejected)
+        length = 0 if bodiless else int(headers.get("content-length", len(rest)))
+        responses.append((status, headers, rest[:length]))
+        raw = rest[length:]
+    return responses
 
 
 def _exchange(host: str, port: int, request: bytes, timeout: float) -> bytes:
@@ -401,25 +414,27 @@ def fuzz(host: str, port: int, count: int = 5000, *, seed: int = 14, timeout: fl
         if not raw:
             result.no_answer += 1
             continue
-        parsed = _parse_response(raw)
-        if parsed is None:
+        responses = _parse_responses(raw, first_line.startswith("HEAD "))
+        if responses is None:
             result.non_json.append(f"{first_line!r}: not HTTP: {raw[:80]!r}")
             continue
         result.answered += 1
-        status, headers, body = parsed
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        simulated = first_line.split(" ")[1:2] in (["/api/error"],) and first_line.startswith("GET ")
-        if status >= 500 and not simulated:
-            result.unexpected_5xx.append(f"{first_line!r} -> {status} {body[:120]!r}")
-        is_metrics = first_line.split(" ")[1:2] == ["/metrics"] and status == 200
-        head_request = first_line.startswith("HEAD ")
-        if not is_metrics and not head_request and not (status == 204 and not body):
-            try:
-                json.loads(body)
-                if not headers.get("content-type", "").startswith("application/json"):
-                    raise ValueError("content-type " + headers.get("content-type", "none"))
-            except ValueError as exc:
-                result.non_json.append(f"{first_line!r} -> {status} {exc}: {body[:80]!r}")
-        if "x-request-id" not in headers:
-            result.no_request_id.append(f"{first_line!r} -> {status}")
+        for index, (status, headers, body) in enumerate(responses):
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            # GET (and HEAD) /api/error is the simulated server error: its 500 is expected
+            path = first_line.split(" ")[1:2]
+            simulated = index == 0 and path == ["/api/error"] and first_line.startswith(("GET ", "HEAD "))
+            if status >= 500 and not simulated:
+                result.unexpected_5xx.append(f"{first_line!r} -> {status} {body[:120]!r}")
+            bodiless = (index == 0 and first_line.startswith("HEAD ")) or (status == 204 and not body)
+            is_metrics = index == 0 and path == ["/metrics"] and status == 200
+            if not is_metrics and not bodiless:
+                try:
+                    json.loads(body)
+                    if not headers.get("content-type", "").startswith("application/json"):
+                        raise ValueError("content-type " + headers.get("content-type", "none"))
+                except ValueError as exc:
+                    result.non_json.append(f"{first_line!r} -> {status} {exc}: {body[:80]!r}")
+            if "x-request-id" not in headers:
+                result.no_request_id.append(f"{first_line!r} -> {status}")
     return result
