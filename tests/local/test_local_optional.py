@@ -21,7 +21,8 @@ import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
 
-pytestmark = pytest.mark.slow
+# Four site.yml runs and a teardown: up to 15 minutes on a busy 2-CPU machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 OPTIONAL = ("grafana", "loki", "alloy")
 
