@@ -45,11 +45,13 @@ from prometheus_client import multiprocess
 
 bind = [_settings.bind]
 workers = _settings.workers
-worker_class = "gevent"
+# gunicorn's gevent worker, bounded against slow and many clients (body read time, keep-alive idle
+# time and reuse) and answering the requests gunicorn's parser rejects in JSON: labapi/worker.py.
+worker_class = "labapi.worker.LabGeventWorker"
 worker_connections = _settings.worker_connections
 graceful_timeout = _settings.graceful_timeout
 timeout = 30
-keepalive = 5
+keepalive = _settings.keepalive_seconds  # idle time of a keep-alive connection, and time to send the headers
 accesslog = None
 errorlog = "-"
 logger_class = "labapi.gunicorn_logging.GunicornLogger"

@@ -38,11 +38,14 @@ class Settings:
     db_failure_rate: float = 0.05
     extra_latency_ms: int = 0
     force_unready: bool = False
-    bind: str = "0.0.0.0:8000"
+    bind: str = "127.0.0.1:8000"  # the image and the manifests set 0.0.0.0:8000 explicitly
     workers: int = 2
     worker_connections: int = 1000
     graceful_timeout: int = 30
     shutdown_drain_seconds: float = 5.0
+    body_timeout_seconds: float = 10.0
+    keepalive_seconds: int = 2
+    keepalive_max_requests: int = 100
 
 
 def _number[T](cast: Callable[[str], T], low: float, high: float, what: str) -> Callable[[str], T]:
@@ -80,7 +83,7 @@ def _bool(raw: str) -> bool:
 def _bind(raw: str) -> str:
     value = raw.strip()
     if not _BIND_RE.match(value) or (not value.startswith("unix:") and int(value.rsplit(":", 1)[1]) > 65535):
-        raise ValueError("HOST:PORT (e.g. 0.0.0.0:8000, 127.0.0.1:18000, [::]:8000) or unix:/path")
+        raise ValueError("HOST:PORT (e.g. 127.0.0.1:8000, 0.0.0.0:8000, [::]:8000) or unix:/path")
     return value
 
 
@@ -120,6 +123,18 @@ _SPEC: dict[str, tuple[str, Callable[[str], object]]] = {
     "APP_SHUTDOWN_DRAIN_SECONDS": (
         "shutdown_drain_seconds",
         _number(float, 0, 300, "a number of seconds from 0 to 300"),
+    ),
+    "APP_BODY_TIMEOUT_SECONDS": (
+        "body_timeout_seconds",
+        _number(float, 0.1, 300, "a number of seconds from 0.1 to 300"),
+    ),
+    "APP_KEEPALIVE_SECONDS": (
+        "keepalive_seconds",
+        _number(int, 1, 300, "an integer number of seconds from 1 to 300"),
+    ),
+    "APP_KEEPALIVE_MAX_REQUESTS": (
+        "keepalive_max_requests",
+        _number(int, 1, 1000000, "an integer from 1 to 1000000"),
     ),
     "PROMETHEUS_MULTIPROC_DIR": ("multiproc_dir", _directory),
 }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException
 
 from labapi.metrics import ERROR_UNHANDLED, Metrics
 from labapi.observability import endpoint_label
@@ -16,6 +17,12 @@ logger = logging.getLogger("labapi.errors")
 def error_response(status: int, error: str, message: str) -> tuple[Response, int]:
     """The one error body shape: {"status": "error", "error": ..., "message": ...}."""
     return jsonify({"status": "error", "error": error, "message": message}), status
+
+
+def error_body(error: str, message: str) -> bytes:
+    """The same error body as bytes, for the layers outside Flask (the gunicorn worker)."""
+    body = {"status": "error", "error": error, "message": message}
+    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
 
 def register_error_handlers(app: Flask, metrics: Metrics) -> None:
@@ -32,7 +39,7 @@ def register_error_handlers(app: Flask, metrics: Metrics) -> None:
         endpoint = endpoint_label(request.environ)
         logger.exception("Unhandled exception in %s", endpoint, extra={"error_type": ERROR_UNHANDLED})
         metrics.count_error(ERROR_UNHANDLED, endpoint)
-        return error_response(500, InternalServerError.name, "the server failed to handle the request")
+        return error_response(500, "Internal Server Error", "the server failed to handle the request")
 
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,8 +1,8 @@
 """The app factory: settings -> Flask app wrapped in the request-id, metrics and /metrics layers.
 
 WSGI stack (outermost first):
-  DispatcherMiddleware           /metrics -> RequestIdMiddleware -> prometheus_client's WSGI app
-                                 (X-Request-ID, not counted)
+  MetricsRoute                   GET/HEAD /metrics (exactly) -> RequestIdMiddleware ->
+                                 prometheus_client's WSGI app (X-Request-ID, not counted)
   ObservabilityMiddleware        X-Request-ID, in-flight gauge, request count, latency, access lines
   Flask                          routes (blueprints) and JSON error handlers
 
@@ -17,15 +17,21 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from flask import Flask
-from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from flask import Flask, Response, request
 
 from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
+from labapi.flask_app import LabFlask
 from labapi.json_provider import CompactJSONProvider
 from labapi.logging_setup import configure_logging
-from labapi.metrics import ERROR_DB_FAILURE, Metrics, metrics_wsgi_app, multiprocess_mode_active
+from labapi.metrics import (
+    ERROR_DB_FAILURE,
+    Metrics,
+    MetricsRoute,
+    metrics_wsgi_app,
+    multiprocess_mode_active,
+)
 from labapi.observability import AccessLog, ObservabilityMiddleware
 from labapi.request_id import RequestIdMiddleware
 from labapi.routes import api, health
@@ -58,7 +64,7 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
     _check_multiprocess(settings)
     configure_logging(settings.log_format, settings.log_level, log_stream)
 
-    app = Flask("labapi")
+    app = LabFlask("labapi")
     app.config.update(
         LABAPI_SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -85,8 +91,14 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
         metrics,
         AccessLog(settings.access_log_sample_rate, settings.latency_slo_seconds),
     )
-    metrics_endpoint = RequestIdMiddleware(metrics_wsgi_app(settings.multiproc_dir))
-    app.wsgi_app = DispatcherMiddleware(observed, {"/metrics": metrics_endpoint})  # type: ignore[method-assign]
+    metrics_app = metrics_wsgi_app(settings.multiproc_dir)
+    metrics_endpoint = RequestIdMiddleware(metrics_app)
+    # The route is known to Flask too, so other methods get the JSON 405 with Allow (GET/HEAD
+    # never reach this view: MetricsRoute serves them outside the counted layer).
+    app.add_url_rule(
+        "/metrics", "metrics", lambda: Response.from_app(metrics_app, request.environ), methods=["GET"]
+    )
+    app.wsgi_app = MetricsRoute(observed, metrics_endpoint)  # type: ignore[method-assign]
     logger.info(
         "labapi ready: log_format=%s sample_rate=%s slo=%ss db_failure_rate=%s retries=%s extra_latency_ms=%s",
         settings.log_format,

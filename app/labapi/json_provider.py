@@ -2,7 +2,8 @@
 
 `json.dumps` with any non-default argument (Flask passes `default`, `sort_keys` and `separators`)
 builds a new JSONEncoder on every call; this provider builds it once per app. The bytes are the
-same as DefaultJSONProvider's with `sort_keys = False` and `compact = True`.
+same as DefaultJSONProvider's with `sort_keys = False` and `compact = True`, except that NaN and
+Infinity raise ValueError instead of being written as the non-JSON tokens `NaN`/`Infinity`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ class CompactJSONProvider(DefaultJSONProvider):
             sort_keys=False,
             separators=(",", ":"),
             default=self.default,
+            allow_nan=False,  # NaN/Infinity are not JSON: raise (a 500) rather than emit them
         ).encode
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         """jsonify(): the compact document and a newline, as application/json."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 UNMATCHED = "<unmatched>"
+REJECTED = "<rejected>"  # requests gunicorn's HTTP parser rejected before the app saw them
 OTHER_METHOD = "OTHER"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -102,6 +103,10 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def count_rejected(self, method: str, status: int) -> None:
+        """A request the HTTP parser rejected (the app never saw it): counted, no latency."""
+        self.request_count.labels(REJECTED, method, str(status)).inc()
+
     def count_error(self, error_type: str, endpoint: str) -> None:
         key = (error_type, endpoint)
         counter = self._errors.get(key)
@@ -124,6 +129,33 @@ def metrics_wsgi_app(path: Path) -> Callable[[WSGIEnvironment, StartResponse], I
         return make_wsgi_app(registry=multiprocess_registry(path))(environ, start_response)
 
     return app
+
+
+class MetricsRoute:
+    """Serves `GET`/`HEAD /metrics` (exactly that path) from `metrics_app`; every other request,
+    `/metrics/anything` and other methods on `/metrics` included, goes to `app` (JSON 404/405)."""
+
+    __slots__ = ("app", "metrics_app")
+
+    def __init__(
+        self,
+        app: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]],
+        metrics_app: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]],
+    ) -> None:
+        self.app = app
+        self.metrics_app = metrics_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/metrics":
+            method = environ.get("REQUEST_METHOD")
+            if method == "GET":
+                return self.metrics_app(environ, start_response)
+            if method == "HEAD":  # prometheus_client answers 405 to HEAD: a GET without its body
+                body = self.metrics_app({**environ, "REQUEST_METHOD": "GET"}, start_response)
+                if hasattr(body, "close"):
+                    body.close()
+                return []
+        return self.app(environ, start_response)
 
 
 def check_multiproc_dir(path: Path) -> str | None:

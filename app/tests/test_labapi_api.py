@@ -134,18 +134,6 @@ def test_readiness_names_the_database_when_it_is_down(lab_factory):
     assert response.get_json()["failing"] == ["database"]
 
 
-def test_readiness_names_the_metrics_dir_when_it_is_gone(lab, monkeypatch, tmp_path):
-    from labapi.routes import health
-
-    missing = tmp_path / "gone"
-    monkeypatch.setattr(health, "check_multiproc_dir", lambda _path: f"{missing} is not a directory")
-    response = lab.client.get("/health/readiness")
-    assert response.status_code == 503
-    body = response.get_json()
-    assert body["failing"] == ["metrics_dir"]
-    assert "gone" in body["checks"]["metrics_dir"]
-
-
 def test_check_multiproc_dir(tmp_path):
     from labapi.metrics import check_multiproc_dir
 

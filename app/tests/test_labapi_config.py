@@ -23,17 +23,23 @@ def test_defaults_match_the_contract():
         db_failure_rate=0.05,
         extra_latency_ms=0,
         force_unready=False,
-        bind="0.0.0.0:8000",
+        bind="127.0.0.1:8000",  # loopback unless told otherwise: the image and manifests set 0.0.0.0
         workers=2,
         worker_connections=1000,
         graceful_timeout=30,
         shutdown_drain_seconds=5.0,
+        body_timeout_seconds=10.0,
+        keepalive_seconds=2,
+        keepalive_max_requests=100,
     )
 
 
 def test_every_contract_variable_is_read():
     assert set(ENV_VARS) == {
         "APP_LOG_FORMAT",
+        "APP_BODY_TIMEOUT_SECONDS",
+        "APP_KEEPALIVE_SECONDS",
+        "APP_KEEPALIVE_MAX_REQUESTS",
         "APP_LOG_LEVEL",
         "APP_ACCESS_LOG_SAMPLE_RATE",
         "APP_LATENCY_SLO_SECONDS",

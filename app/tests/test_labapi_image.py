@@ -72,6 +72,8 @@ def test_command_is_the_contract_and_metrics_dir_is_under_tmp():
     env = " ".join(instructions("ENV"))
     assert "PROMETHEUS_MULTIPROC_DIR=/tmp/metrics" in env
     assert "EXPOSE 8000" in INSTRUCTIONS
+    # the app's own default is 127.0.0.1:8000: the image must ask for every interface explicitly
+    assert "APP_BIND=0.0.0.0:8000" in env
 
 
 def test_everything_copied_from_the_context_exists_and_is_not_ignored():

@@ -25,7 +25,8 @@ import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
 
-pytestmark = pytest.mark.slow
+# Four site.yml runs and a teardown: up to 15 minutes on a busy 2-CPU machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 OPTIONAL = ("grafana", "loki", "alloy")
 
@@ -74,8 +75,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     env["FAKE_RECORD_DIR"] = str(records)
     env["DOCKER_HOST"] = f"unix://{base}/no-docker-engine.sock"
 
-    def run(playbook: str) -> subprocess.CompletedProcess[str]:
-        cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra)]
+    def run(playbook: str, **overrides: object) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            str(BIN / "ansible-playbook"),
+            str(ROOT / "playbooks" / playbook),
+            "-e",
+            json.dumps({**extra, **overrides}),
+        ]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
     stamp = base / "lab" / "venv" / "lab-image.json"
@@ -91,6 +97,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "first": first,
         "second": second,
         "same_image": image_first == image_second,
+        "run": run,
     }
     yield state
     teardown = run("teardown.yml")
@@ -153,7 +160,11 @@ def test_grafana_gets_the_shared_provisioning_and_a_password_file(lab: dict) -> 
     lab_dir: Path = lab["lab_dir"]
     record = json.loads((lab["records"] / "grafana.json").read_text())
     password_file = lab_dir / "credentials" / "grafana-admin-password"
-    assert record["env"] == {"GF_SECURITY_ADMIN_PASSWORD__FILE": str(password_file)}
+    secret_key_file = lab_dir / "credentials" / "grafana-secret-key"
+    assert record["env"] == {
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": str(password_file),
+        "GF_SECURITY_SECRET_KEY__FILE": str(secret_key_file),
+    }
     assert f"--config={lab_dir}/grafana/grafana.ini" in record["argv"]
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     password = password_file.read_text()
@@ -162,6 +173,17 @@ def test_grafana_gets_the_shared_provisioning_and_a_password_file(lab: dict) -> 
     assert password not in " ".join(record["argv"])
     assert password not in (lab_dir / "grafana" / "grafana.ini").read_text()
     assert password not in lab["first"].stdout
+    # Grafana's secret_key: generated once like the password, read from its file, never shown
+    assert stat.S_IMODE(secret_key_file.stat().st_mode) == 0o600
+    secret_key = secret_key_file.read_text()
+    assert len(secret_key) >= 32
+    assert secret_key != password
+    assert secret_key != "SW2YcwTIb9zpOOhoPsMm"  # Grafana's published default
+    for text in (" ".join(record["argv"]), (lab_dir / "grafana" / "grafana.ini").read_text()):
+        assert secret_key not in text
+    for run in ("first", "second"):
+        assert secret_key not in lab[run].stdout + lab[run].stderr
+    assert secret_key_file.read_text() == secret_key  # the second run kept it
     datasources = yaml.safe_load((lab_dir / "grafana/provisioning/datasources/lab.yml").read_text())
     by_uid = {ds["uid"]: ds for ds in datasources["datasources"]}
     assert by_uid["lab-prometheus"]["url"] == f"http://127.0.0.1:{lab['ports']['prometheus']}"
@@ -211,3 +233,64 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
     assert programs == dict.fromkeys(
         ["alert-receiver", "alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
     )
+
+
+def test_lab_dir_its_logs_and_credentials_are_private(lab: dict) -> None:
+    _ok(lab["second"])
+    lab_dir: Path = lab["lab_dir"]
+    for path in (lab_dir, lab_dir / "logs", lab_dir / "credentials", lab_dir / "supervisor"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    conf = (lab_dir / "supervisor" / "supervisord.conf").read_text()
+    assert "\numask=077\n" in conf
+    logs = sorted((lab_dir / "logs").glob("*.log"))
+    assert {p.name for p in logs} >= {"app.log", "prometheus.log", "supervisord.log"}
+    for log in logs:  # written by supervisord and its programs under umask 077
+        assert stat.S_IMODE(log.stat().st_mode) & 0o077 == 0, (log, oct(log.stat().st_mode))
+
+
+def _get(url: str, method: str = "GET") -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _prometheus_pid(lab_dir: Path) -> str:
+    ctl = [
+        str(lab_dir / "supervisor/venv/bin/supervisorctl"),
+        "-c",
+        str(lab_dir / "supervisor/supervisord.conf"),
+    ]
+    return subprocess.run(
+        [*ctl, "pid", "prometheus"], capture_output=True, text=True, timeout=60
+    ).stdout.strip()
+
+
+def test_prometheus_has_no_lifecycle_api_and_reloads_on_sighup(lab: dict) -> None:
+    _ok(lab["second"])
+    lab_dir: Path = lab["lab_dir"]
+    base = f"http://127.0.0.1:{lab['ports']['prometheus']}"
+    pid = _prometheus_pid(lab_dir)
+    assert pid.isdigit()
+    assert "--web.enable-lifecycle" not in Path(f"/proc/{pid}/cmdline").read_text()
+    for endpoint in ("/-/quit", "/-/reload"):
+        status, body = _get(base + endpoint, "POST")
+        assert status == 403, (endpoint, status, body)
+    assert _get(base + "/-/ready")[0] == 200  # still running
+    # a configuration change reloads it (SIGHUP through supervisord), without a restart
+    changed = lab["run"]("site.yml", monitoring_local_evaluation_interval="20s")
+    _ok(changed)
+    names = changed_tasks(changed.stdout)
+    assert "monitoring : Reload Prometheus with SIGHUP (rules or prometheus.yml changed)" in names, names
+    config = json.loads(_get(base + "/api/v1/status/config")[1])["data"]["yaml"]
+    assert "evaluation_interval: 20s" in config
+    assert _prometheus_pid(lab_dir) == pid
+    again = lab["run"]("site.yml", monitoring_local_evaluation_interval="20s")
+    _ok(again)
+    if lab["same_image"]:
+        assert changed_tasks(again.stdout) == []

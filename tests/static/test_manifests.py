@@ -139,6 +139,13 @@ def test_deployment_contract(api: dict[str, dict[str, Any]]) -> None:
     assert container["envFrom"] == [{"configMapRef": {"name": api["ConfigMap"]["metadata"]["name"]}}]
 
 
+def test_the_pods_listen_on_every_interface_explicitly(api: dict[str, dict[str, Any]]) -> None:
+    # the app's own default bind is 127.0.0.1:8000; in a pod the kubelet probes and the Service reach the pod IP
+    assert api["ConfigMap"]["data"]["APP_BIND"] == "0.0.0.0:8000"
+    ports = api["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert [p["containerPort"] for p in ports] == [8000]
+
+
 def test_graceful_termination_covers_drain_and_graceful_timeout(api: dict[str, dict[str, Any]]) -> None:
     env = api["ConfigMap"]["data"]
     grace = api["Deployment"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from labapi.db import USERS, DatabaseUnavailableError, SimulatedDatabase
 from labapi.errors import error_response
@@ -61,11 +62,21 @@ def users() -> Response | tuple[Response, int]:
 
 
 def _read_body(limit: int) -> bytes:
-    """The request body, at most `limit` bytes, else RequestEntityTooLarge (413).
-
-    With a Content-Length, werkzeug reads exactly that much. A chunked upload has none: gunicorn
-    terminates the stream (wsgi.input_terminated), and the body is read up to limit + 1 bytes.
+    """The request body, at most `limit` bytes, else RequestEntityTooLarge (413); a body that
+    cannot be read (malformed or truncated chunked framing, a client gone mid-body) is the
+    client's fault: BadRequest (400). A body too slow to arrive: the server's RequestTimeout (408).
     """
+    try:
+        return _read_body_unchecked(limit)
+    except HTTPException:
+        raise
+    except Exception as exc:  # the server's HTTP layer failed to parse what the client sent
+        raise BadRequest(f"the request body could not be read: {type(exc).__name__}") from exc
+
+
+def _read_body_unchecked(limit: int) -> bytes:
+    """With a Content-Length, werkzeug reads exactly that much. A chunked upload has none: gunicorn
+    terminates the stream (wsgi.input_terminated), and the body is read up to limit + 1 bytes."""
     length = request.content_length
     if length is not None:
         if length > limit:
@@ -96,10 +107,24 @@ def echo() -> Response | tuple[Response, int]:
     if not raw.strip():
         return error_response(400, "Bad Request", "the body is empty; send a JSON document")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        return jsonify({"status": "success", "data": data})
+    except RecursionError:
+        return error_response(400, "Bad Request", "the body is not valid JSON: nested too deeply")
     except ValueError as exc:
         return error_response(400, "Bad Request", f"the body is not valid JSON: {exc}")
-    return jsonify({"status": "success", "data": data})
+
+
+def _reject_constant(name: str) -> object:
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259): reject them, never echo them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: out of the range of a double
+        raise ValueError(f"{text[:40]} is out of range")
+    return value
 
 
 @bp.get("/error")

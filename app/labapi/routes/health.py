@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, jsonify
 
 from labapi.db import SimulatedDatabase
 from labapi.lifecycle import shutdown_state
 from labapi.metrics import check_multiproc_dir
+
+logger = logging.getLogger("labapi.health")
 
 bp = Blueprint("health", __name__, url_prefix="/health")
 
@@ -29,8 +33,9 @@ def readiness() -> tuple[Response, int]:
     if not database.ping():
         checks["database"] = "the database is unreachable (APP_DB_FAILURE_RATE is 1)"
     metrics_problem = check_multiproc_dir(settings.multiproc_dir)
-    if metrics_problem:
-        checks["metrics_dir"] = metrics_problem
+    if metrics_problem:  # the body says what is wrong; the log line says where (no paths to clients)
+        logger.warning("Readiness: %s", metrics_problem)
+        checks["metrics_dir"] = "the metrics directory (PROMETHEUS_MULTIPROC_DIR) is missing or not writable"
     if checks:
         return jsonify({"status": "unready", "failing": sorted(checks), "checks": checks}), 503
     return jsonify({"status": "ready"}), 200
