@@ -81,12 +81,21 @@ def time_chart(
     lines: Sequence[tuple[float, str, str]] = (),
     log: bool = False,
     max_series: int = 12,
+    right: Sequence[Series] = (),
+    right_unit: str = "",
 ) -> Chart:
-    """Lines over time, with horizontal reference lines (value, label, colour) such as a threshold."""
+    """Lines over time, with horizontal reference lines (value, label, colour) such as a threshold;
+    ``right`` series go on a second y axis (e.g. users beside requests/s)."""
     fig, ax = plt.subplots(figsize=(8, 2.8))
     drawn = [s for s in series if s.times][:max_series]
     for s in drawn:
         ax.plot(s.times, s.values, label=s.label, linewidth=1.2)
+    if right:
+        twin = ax.twinx()
+        for s in right:
+            twin.step(s.times, s.values, where="post", label=s.label, color="tab:purple", linewidth=1.2)
+        twin.set_ylabel(right_unit)
+        twin.legend(loc="lower left", bbox_to_anchor=(1.01, 0), fontsize=7, frameon=False)
     for value, label, colour in lines:
         ax.axhline(value, color=colour, linestyle="--", linewidth=1, label=label)
     if log and drawn:
@@ -99,7 +108,7 @@ def time_chart(
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     ax.set_title(title, loc="left", fontsize=10)
     note = f"{len(series) - len(drawn)} more series not drawn" if len(series) > len(drawn) else ""
-    return Chart(key, title, _svg(fig), len(drawn), note)
+    return Chart(key, title, _svg(fig), len(drawn) + len([s for s in right if s.times]), note)
 
 
 def state_chart(key: str, title: str, rows: dict[str, list[tuple[float, float, str]]], marks: Marks) -> Chart:

@@ -61,9 +61,9 @@ def _matrix(result: list[dict[str, Any]], start: float, legend: str) -> list[cha
 
 
 def _panel_series(
-    prom: Prometheus, window: RunWindow, dashboard: str, title: str, step: float
+    prom: Prometheus, window: RunWindow, dashboard: str, title: str, step: float, containing: str = ""
 ) -> tuple[str, list[charts.Series], list[str]]:
-    panel = panels.panel(dashboard, title)
+    panel = panels.panel(dashboard, title, containing=containing)
     rate = panels.rate_interval(window.scrape_seconds, step)
     series: list[charts.Series] = []
     queries = []
@@ -115,25 +115,23 @@ def build_charts(
     drawn: list[charts.Chart] = []
     queries: list[str] = []
 
-    def from_panel(key: str, dashboard: str, title: str, **kwargs: Any) -> None:
-        full_title, series, exprs = _panel_series(prom, window, dashboard, title, step)
+    def from_panel(key: str, dashboard: str, title: str, containing: str = "", **kwargs: Any) -> None:
+        full_title, series, exprs = _panel_series(prom, window, dashboard, title, step, containing)
         queries.extend(exprs)
         drawn.append(charts.time_chart(key, full_title, series, marks, **kwargs))
 
     if notes.load:
-        t0 = window.start
-        load = [
-            charts.Series(
-                "users (Locust)", [p["time"] - t0 for p in notes.load], [p["users"] for p in notes.load]
-            ),
-            charts.Series(
-                "offered requests/s (Locust)",
-                [p["time"] - t0 for p in notes.load],
-                [p["rps"] for p in notes.load],
-            ),
-        ]
+        times = [p["time"] - window.start for p in notes.load]
         drawn.append(
-            charts.time_chart("load", "Load shape: users and requests/s as Locust saw them", load, marks)
+            charts.time_chart(
+                "load",
+                "Load shape: offered requests/s and users, as Locust saw them",
+                [charts.Series("requests/s (Locust)", times, [p["rps"] for p in notes.load])],
+                marks,
+                unit="requests/s",
+                right=[charts.Series("users", times, [p["users"] for p in notes.load])],
+                right_unit="users",
+            )
         )
     from_panel("throughput", "api-overview", "Request rate by endpoint", unit="requests/s")
     from_panel(
@@ -163,7 +161,15 @@ def build_charts(
         for f in factors
     ]
     for slo in ("Availability", "Latency"):
-        from_panel(f"burn-{slo.lower()}", "api-slo", f"{slo} (", unit="burn rate", lines=thresholds, log=True)
+        from_panel(
+            f"burn-{slo.lower()}",
+            "api-slo",
+            f"{slo} (",
+            containing="burn rate",
+            unit="burn rate",
+            lines=thresholds,
+            log=True,
+        )
     limit = [(notes.saturation_limit, "saturation limit", "tab:red")] if notes.saturation_limit else []
     from_panel("inflight", "api-overview", "In-flight requests", unit="requests", lines=limit)
     drawn.append(

@@ -42,18 +42,19 @@ def _panels(items: list[dict]) -> list[dict]:
     return found
 
 
-def panel(dashboard: str, title_prefix: str, directory: Path = DASHBOARDS) -> Panel:
-    """The first panel of ``<dashboard>.json`` whose title starts with ``title_prefix``."""
+def panel(dashboard: str, title_prefix: str, directory: Path = DASHBOARDS, *, containing: str = "") -> Panel:
+    """The first panel of ``<dashboard>.json`` whose title starts with ``title_prefix`` (and contains ``containing``)."""
     path = directory / f"{dashboard}.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise PanelError(f"cannot read the dashboard {path}: {err}") from None
     for item in _panels(data.get("panels", [])):
-        if str(item.get("title", "")).startswith(title_prefix) and item.get("targets"):
+        title = str(item.get("title", ""))
+        if title.startswith(title_prefix) and containing in title and item.get("targets"):
             targets = [Target(t["expr"], t.get("legendFormat", "")) for t in item["targets"] if t.get("expr")]
             return Panel(dashboard, item["title"], targets)
-    raise PanelError(f"the dashboard {path.name} has no panel titled {title_prefix!r}...")
+    raise PanelError(f"the dashboard {path.name} has no panel titled {title_prefix!r}...{containing!r}")
 
 
 def rate_interval(scrape_seconds: float, step_seconds: float) -> str:

@@ -39,7 +39,7 @@ def capacity_verdict(steps: list[dict[str, Any]], stopped: dict[str, Any] | None
     broke = None
     for step in steps:
         generator = step.get("generator", {})
-        reasons = list(generator.get("breaches", []))
+        reasons = [f"{r} (Locust, client side)" for r in generator.get("breaches", [])]
         if step["meets_slo"] is False:
             if (
                 step["error_ratio"] is not None
