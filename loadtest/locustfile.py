@@ -113,12 +113,20 @@ def _snapshot(runner: Any, at: float) -> capacity.Snapshot:
     return capacity.Snapshot(at, total.num_requests, total.num_failures, dict(total.response_times))
 
 
-def _generator_cpu(runner: Any) -> float:
-    """CPU of the busiest Locust process, in percent of one core (workers' figures in distributed mode)."""
+def _own_cpu_seconds() -> float:
+    """CPU seconds (user + system) this Locust process has used so far."""
+    import psutil  # a Locust dependency
+
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _workers_cpu(runner: Any) -> float | None:
+    """Distributed mode: the busiest worker's last reported CPU (percent of one core); None when standalone."""
     workers = getattr(runner, "clients", None)
-    if workers:
-        return max((getattr(w, "cpu_usage", 0.0) for w in workers.values()), default=0.0)
-    return float(getattr(runner, "current_cpu_usage", 0.0))
+    if not workers:
+        return None
+    return max((float(getattr(w, "cpu_usage", 0.0)) for w in workers.values()), default=0.0)
 
 
 class LabShape(LoadTestShape):
@@ -129,6 +137,7 @@ class LabShape(LoadTestShape):
         self._step = -1
         self._before: capacity.Snapshot | None = None
         self._cpu: list[float] = []
+        self._cpu_at_start = 0.0
         self._log = capacity.StepLog(os.environ.get("LAB_STEPS_FILE"))
         self._done = False
 
@@ -146,17 +155,22 @@ class LabShape(LoadTestShape):
         assert LIMITS is not None
         now = time.time()
         index = shape.step_index(run_time) if run_time < shape.duration else shape.steps
-        self._cpu.append(_generator_cpu(self.runner))
+        workers = _workers_cpu(self.runner)
+        if workers is not None:
+            self._cpu.append(workers)
         if index != self._step:
             if self._before is not None:
-                # Skip the first seconds of the step (users still starting) when judging the CPU: median of the rest.
-                samples = sorted(self._cpu[len(self._cpu) // 4 :] or [0.0])
+                if workers is None:  # standalone: this process's own CPU over the step, exactly
+                    cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
+                else:  # workers report every few seconds: the median of the reports during the step
+                    samples = sorted(self._cpu or [0.0])
+                    cpu = samples[len(samples) // 2]
                 result = capacity.judge(
                     self._step,
                     shape.users_at(self._step),
                     self._before,
                     _snapshot(self.runner, now),
-                    samples[len(samples) // 2],
+                    cpu,
                     LIMITS,
                 )
                 self._log.add(result)
@@ -169,4 +183,5 @@ class LabShape(LoadTestShape):
                 self._done = True
                 return None
             self._step, self._before, self._cpu = index, _snapshot(self.runner, now), []
+            self._cpu_at_start = _own_cpu_seconds()
         return shape.users_at(index), shape.spawn_rate

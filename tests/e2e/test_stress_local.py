@@ -231,7 +231,7 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
     steps = json.loads((run_dir / "steps.json").read_text())
     assert 1 <= len(steps["steps"]) <= 3
     assert steps["stopped"]["reason"] in ("breach", "ceiling")
-    assert all(s["generator_cpu_percent"] >= 0 for s in steps["steps"])
+    assert all(s["generator_cpu_percent"] > 0 for s in steps["steps"])  # Locust's own CPU over each step
     cap = report["capacity"]
     # The server-side throughput of each step is Prometheus's; every judged step carried traffic.
     assert all(p["requests"] > 0 for p in report["phases"])
