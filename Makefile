@@ -51,7 +51,7 @@ $(VENV)/.stress-stamp: $(VENV)/.lab-stamp loadtest/requirements.txt
 	$(PY) -m pip install --quiet -r loadtest/requirements.txt
 	@touch $@
 
-stress: $(VENV)/.stress-stamp ## Stress-test the lab and print the SLO verdict (playbooks/stress.yml)
+stress: $(VENV)/.stress-stamp ## Capacity search: raise the load until an SLO breaks, then the verdict and report.html (ARGS="-e stress_test_shape=steady" = gentle run)
 	$(BIN)/ansible-playbook playbooks/stress.yml $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)

@@ -13,12 +13,13 @@ import random
 import string
 from typing import Any
 
-from locust import LoadTestShape, between, task
+from locust import LoadTestShape, between, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 try:  # run from the repository (tests, local platform)
-    from loadtest import checks, shapes
+    from loadtest import capacity, checks, shapes
 except ImportError:  # in the Locust image the files sit side by side in the ConfigMap mount
+    import capacity  # type: ignore[no-redef]
     import checks  # type: ignore[no-redef]
     import shapes  # type: ignore[no-redef]
 
@@ -33,6 +34,12 @@ if PROFILE not in PROFILES:
 try:
     SHAPE = shapes.from_settings(os.environ)
 except shapes.ShapeError as _err:
+    raise SystemExit(f"bad load settings: {_err}") from None
+
+# The capacity shape checks each step against the SLO as it goes, so its limits are read up front too.
+try:
+    LIMITS = capacity.Limits.from_env(os.environ) if isinstance(SHAPE, shapes.Capacity) else None
+except ValueError as _err:
     raise SystemExit(f"bad load settings: {_err}") from None
 
 WAIT_MIN = float(os.environ.get("LAB_WAIT_MIN", "0.5"))
@@ -64,7 +71,8 @@ def echo_payload(rng: random.Random) -> object:
 class ApiUser(FastHttpUser):
     """A client of the API, using Locust's fast HTTP client (geventhttpclient)."""
 
-    wait_time = between(WAIT_MIN, WAIT_MAX)
+    # The capacity shape offers load by adding users that never pause: throughput then follows the server.
+    wait_time = constant(0) if isinstance(SHAPE, shapes.Capacity) else between(WAIT_MIN, WAIT_MAX)
     rng = random.Random()
 
     @staticmethod
@@ -100,8 +108,80 @@ class ApiUser(FastHttpUser):
             self._check(r, checks.check_expected_error(r.status_code, r.text, expected))
 
 
+def _snapshot(runner: Any, at: float) -> capacity.Snapshot:
+    total = runner.stats.total
+    return capacity.Snapshot(at, total.num_requests, total.num_failures, dict(total.response_times))
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds (user + system) this Locust process has used so far."""
+    import psutil  # a Locust dependency
+
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _workers_cpu(runner: Any) -> float | None:
+    """Distributed mode: the busiest worker's last reported CPU (percent of one core); None when standalone."""
+    workers = getattr(runner, "clients", None)
+    if not workers:
+        return None
+    return max((float(getattr(w, "cpu_usage", 0.0)) for w in workers.values()), default=0.0)
+
+
 class LabShape(LoadTestShape):
-    """Feeds Locust's run time to the shape chosen by LAB_SHAPE."""
+    """Feeds Locust's run time to the shape chosen by LAB_SHAPE; for capacity, judges each step as it ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._step = -1
+        self._before: capacity.Snapshot | None = None
+        self._cpu: list[float] = []
+        self._cpu_at_start = 0.0
+        self._log = capacity.StepLog(os.environ.get("LAB_STEPS_FILE"))
+        self._done = False
 
     def tick(self) -> tuple[int, float] | None:
-        return SHAPE.tick(self.get_run_time())
+        run_time = self.get_run_time()
+        if not isinstance(SHAPE, shapes.Capacity) or self.runner is None:
+            return SHAPE.tick(run_time)
+        return self._capacity_tick(SHAPE, run_time)
+
+    def _capacity_tick(self, shape: shapes.Capacity, run_time: float) -> tuple[int, float] | None:
+        if self._done:
+            return None
+        import time
+
+        assert LIMITS is not None
+        now = time.time()
+        index = shape.step_index(run_time) if run_time < shape.duration else shape.steps
+        workers = _workers_cpu(self.runner)
+        if workers is not None:
+            self._cpu.append(workers)
+        if index != self._step:
+            if self._before is not None:
+                if workers is None:  # standalone: this process's own CPU over the step, exactly
+                    cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
+                else:  # workers report every few seconds: the median of the reports during the step
+                    samples = sorted(self._cpu or [0.0])
+                    cpu = samples[len(samples) // 2]
+                result = capacity.judge(
+                    self._step,
+                    shape.users_at(self._step),
+                    self._before,
+                    _snapshot(self.runner, now),
+                    cpu,
+                    LIMITS,
+                )
+                self._log.add(result)
+                if result.breaches:
+                    self._log.stop("breach", self._step)
+                    self._done = True
+                    return None
+            if index >= shape.steps:
+                self._log.stop("ceiling", self._step)
+                self._done = True
+                return None
+            self._step, self._before, self._cpu = index, _snapshot(self.runner, now), []
+            self._cpu_at_start = _own_cpu_seconds()
+        return shape.users_at(index), shape.spawn_rate

@@ -91,6 +91,28 @@ class Prometheus:
         value = float(result[0]["value"][1])
         return value
 
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """Matrix of ``promql`` over [start, end] every ``step`` seconds: [{"metric", "values": [[t, "v"], ...]}]."""
+        params = {
+            "query": promql,
+            "start": f"{start:.3f}",
+            "end": f"{end:.3f}",
+            "step": f"{max(step, 0.001):.3f}",
+        }
+        answer = self._fetch("/api/v1/query_range", params)
+        if answer.get("status") != "success":
+            raise PrometheusError(f"Prometheus refused {promql!r}: {answer.get('error', answer)}")
+        return answer["data"]["result"]
+
+    def rules(self, kind: str) -> list[dict[str, Any]]:
+        """Loaded rules of one kind ("record" or "alert"), each with its group's name under "group"."""
+        answer = self._fetch("/api/v1/rules", {"type": kind})
+        if answer.get("status") != "success":
+            raise PrometheusError(f"Prometheus did not list its rules: {answer.get('error', answer)}")
+        return [
+            {**rule, "group": group["name"]} for group in answer["data"]["groups"] for rule in group["rules"]
+        ]
+
     def check(self) -> dict[str, Any]:
         """Fail with a clear message unless Prometheus answers; return its build info."""
         answer = self._fetch("/api/v1/status/buildinfo", {})

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     run.update({"start": time.time(), "locust_command": cmd, "locust_csv_prefix": str(args.dir / "locust")})
     run_file.write_text(json.dumps(run, indent=2) + "\n")
     with (args.dir / "locust.log").open("w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+        env = {**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json")}
+        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     run.update({"end": time.time(), "locust_exit_code": code})
     run_file.write_text(json.dumps(run, indent=2) + "\n")
     if code not in (0, 1):

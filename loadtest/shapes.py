@@ -11,6 +11,9 @@ Settings come from ``LAB_*`` environment variables (the role sets them from ``st
 - spike: ``LAB_SPIKE_BASE_USERS`` users, ``LAB_USERS`` users from ``LAB_SPIKE_AT`` for ``LAB_SPIKE_SECONDS``
   (spawned at once), then back to the base until ``LAB_DURATION``.
 - soak: ``LAB_SOAK_USERS`` users for ``LAB_SOAK_DURATION`` (long and low).
+- capacity: users with no think time, ``LAB_CAPACITY_START_USERS`` first, ``LAB_CAPACITY_STEP_USERS`` more every
+  ``LAB_CAPACITY_STEP_SECONDS`` (at least ``SETTLE_SCRAPES`` x ``LAB_SCRAPE_INTERVAL``), up to the ceiling ``LAB_CAPACITY_MAX_USERS``; the locustfile stops it earlier at
+  the first step that breaches an SLO or where the generator runs out of CPU (``loadtest/capacity.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-SHAPES = ("steady", "step", "spike", "soak")
+SHAPES = ("capacity", "steady", "step", "spike", "soak")
+# A capacity step lasts at least this many scrape intervals, so increase() over the step has its own samples.
+SETTLE_SCRAPES = 2
 _DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
 
 
@@ -143,6 +148,39 @@ class Spike(Shape):
         return self.users
 
 
+@dataclass(frozen=True)
+class Capacity(Shape):
+    """Steps of users with no think time, from ``start_users`` up to the ceiling ``max_users``.
+
+    ``tick`` is the schedule only; the locustfile ends the run early when a step breaches an SLO.
+    """
+
+    start_users: int
+    step_users: int
+    max_users: int
+    step_seconds: int
+
+    @property
+    def steps(self) -> int:
+        return math.ceil((self.max_users - self.start_users) / self.step_users) + 1
+
+    def step_index(self, run_time: float) -> int:
+        """0-based index of the step running at ``run_time``."""
+        return min(self.steps - 1, int(run_time // self.step_seconds))
+
+    def users_at(self, index: int) -> int:
+        return min(self.max_users, self.start_users + index * self.step_users)
+
+    def tick(self, run_time: float) -> tuple[int, float] | None:
+        if run_time >= self.duration:
+            return None
+        return self.users_at(self.step_index(run_time)), self.spawn_rate
+
+    @property
+    def peak_users(self) -> int:
+        return self.max_users
+
+
 def from_settings(env: Mapping[str, str]) -> Shape:
     """Build the shape named by ``LAB_SHAPE`` from ``LAB_*`` settings, or raise ShapeError."""
     name = env.get("LAB_SHAPE", "steady").strip()
@@ -163,6 +201,28 @@ def from_settings(env: Mapping[str, str]) -> Shape:
             duration=parse_duration(get("LAB_SOAK_DURATION"), "soak duration (stress_test_soak_duration)"),
             spawn_rate=spawn_rate,
             users=parse_int(get("LAB_SOAK_USERS"), "soak users (stress_test_soak_users)"),
+        )
+    if name == "capacity":
+        start = parse_int(get("LAB_CAPACITY_START_USERS"), "start users (stress_test_capacity_start_users)")
+        step = parse_int(get("LAB_CAPACITY_STEP_USERS"), "step users (stress_test_capacity_step_users)")
+        ceiling = parse_int(get("LAB_CAPACITY_MAX_USERS"), "ceiling (stress_test_capacity_max_users)")
+        seconds = parse_duration(
+            get("LAB_CAPACITY_STEP_SECONDS"), "step length (stress_test_capacity_step_seconds)"
+        )
+        # Each step must hold long enough for Prometheus to see it settle: SETTLE_SCRAPES scrapes at least.
+        scrape = parse_duration(get("LAB_SCRAPE_INTERVAL"), "scrape interval (stress_test_scrape_interval)")
+        seconds = max(seconds, SETTLE_SCRAPES * scrape)
+        if ceiling < start:
+            raise ShapeError(f"the ceiling ({ceiling} users) must not be below the start ({start} users)")
+        steps = math.ceil((ceiling - start) / step) + 1
+        return Capacity(
+            name=name,
+            duration=steps * seconds,
+            spawn_rate=spawn_rate,
+            start_users=start,
+            step_users=step,
+            max_users=ceiling,
+            step_seconds=seconds,
         )
     users = parse_int(get("LAB_USERS"), "users (stress_test_users)")
     duration = parse_duration(get("LAB_DURATION"), "duration (stress_test_duration)")

@@ -2,13 +2,13 @@
 # Install the system packages the tests (and the local platform) need, when they are missing.
 # Usage: scripts/system-deps.sh test|local
 #   local: prometheus, promtool, alertmanager (the local platform's monitoring stack)
-#   test:  the above plus wrk (benchmarks)
+#   test:  the above plus wrk (benchmarks) and chromium (the stress report opened as a person would)
 # Only Debian/Ubuntu (apt) is automated; elsewhere the script says what to install.
 set -euo pipefail
 
 # cmd[|other name]:package. Debian's prometheus-alertmanager package installs the binary as prometheus-alertmanager.
 want=(prometheus:prometheus promtool:prometheus 'alertmanager|prometheus-alertmanager:prometheus-alertmanager')
-[ "${1:-test}" = "test" ] && want+=(wrk:wrk)
+[ "${1:-test}" = "test" ] && want+=(wrk:wrk chromium:chromium)
 
 missing=()
 for pair in "${want[@]}"; do

@@ -7,6 +7,9 @@ settings (app/gunicorn.conf.py: gevent workers). Not a test: it prints figures a
 2. GET /api/users at 128 connections as a share of the bare app's trivial endpoint, with its p99
 3. GET /metrics p99 after 100,000 requests over every route with 4 workers
 4. GET /api/users at 128 connections under the original lab's serving (1 worker, 2 threads)
+5. POST /api/echo against the peers a user would pick, same gunicorn settings: bare Flask, the prometheus_client
+   multiprocess write floor, the seed's before/after_request hooks (multiprocess-correct),
+   prometheus-flask-exporter's GunicornPrometheusMetrics, and ours: server CPU per request and throughput ratios
 
 The servers being compared run side by side and are measured in alternation, round after round,
 and each figure is the median over the rounds, so that a busy neighbour on a shared machine
@@ -183,6 +186,53 @@ def original_serving(tmp: Path, seconds: int, users: list[WrkResult] | None) -> 
         )
 
 
+PEERS = {
+    "bare Flask": "bench.bare:app",
+    "prometheus_client floor": "bench.floor:app",
+    "seed hooks (multiprocess)": "bench.seed_hooks:app",
+    "prometheus-flask-exporter": "bench.flask_exporter:app",
+    "labapi (ours)": "",
+}
+
+
+def compare_peers(tmp: Path, seconds: int, count: int) -> None:
+    """Every contender side by side, measured in alternation; CPU per request and ratios, with the load average."""
+    with ExitStack() as stack:
+        cases = {}
+        for name, spec in PEERS.items():
+            kwargs = {"app_spec": spec} if spec else {}
+            srv = stack.enter_context(server(tmp, f"peer-{len(cases)}", **kwargs))  # type: ignore[arg-type]
+            cases[name] = (srv, "/api/echo", POST_ECHO)
+        load_before = os.getloadavg()[0]
+        results = rounds(cases, connections=64, seconds=seconds, count=count)
+        load_after = os.getloadavg()[0]
+    cpu = {name: cpu_per_request(r) for name, r in results.items()}
+    bare, floor = cpu["bare Flask"], cpu["prometheus_client floor"]
+    print(
+        f"\n(5) POST /api/echo, 64 connections, peers under the same gunicorn settings ({count} alternating rounds; "
+        f"load average {load_before:.1f} -> {load_after:.1f}: a shared machine, these figures are noisy)"
+    )
+    print(
+        "    | contender | server CPU us/request | vs bare | us above the floor | req/s (median) | throughput vs bare |"
+    )
+    print("    |---|---|---|---|---|---|")
+    for name, runs in results.items():
+        print(
+            f"    | {name} | {cpu[name]:.0f} | {cpu[name] / bare:.2f}x | "
+            f"{'-' if name in ('bare Flask', 'prometheus_client floor') else f'{cpu[name] - floor:+.0f}'} | "
+            f"{median_rps(runs):.0f} | {median_ratio(runs, results['bare Flask']):.2f} |"
+        )
+    instrumented = {k: v for k, v in cpu.items() if k not in ("bare Flask", "prometheus_client floor")}
+    cheapest = min(instrumented, key=lambda k: instrumented[k])
+    gap = cpu["labapi (ours)"] / bare - 1
+    print(
+        f"    least CPU per request among the instrumented apps: {cheapest} "
+        f"(target: ours; {verdict(cheapest == 'labapi (ours)')}); ours vs bare {gap:+.0%} "
+        f"(target < +15%: {verdict(gap < 0.15)}); floor vs bare {floor / bare - 1:+.0%}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -190,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=4, help="duration of each measured wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison")
     parser.add_argument("--total", type=int, default=100_000, help="requests before the /metrics measurement")
-    parser.add_argument("--parts", default="1,2,3,4", help="which measurements to run (comma-separated)")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="which measurements to run (comma-separated)")
     args = parser.parse_args(argv)
     parts = {int(p) for p in args.parts.split(",")}
     started = time.monotonic()
@@ -209,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             scrape_after_traffic(tmp, args.total)
         if 4 in parts:
             original_serving(tmp, args.seconds, users)
+        if 5 in parts:
+            compare_peers(tmp, args.seconds, args.rounds)
     print(f"\nbenchmark took {time.monotonic() - started:.0f} s (load average now {os.getloadavg()[0]:.1f})")
     return 0
 

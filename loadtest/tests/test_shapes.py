@@ -144,3 +144,50 @@ def test_fault_window_must_close_before_the_run_ends(monkeypatch, capsys) -> Non
     monkeypatch.setenv("LAB_FAULT_DURATION", "1m")
     assert shapes.main([]) == 2
     assert "fault window (10s + 60s) must close before the run ends (60s)" in capsys.readouterr().err
+
+
+CAPACITY = {
+    "LAB_SHAPE": "capacity",
+    "LAB_SPAWN_RATE": "50",
+    "LAB_CAPACITY_START_USERS": "10",
+    "LAB_CAPACITY_STEP_USERS": "20",
+    "LAB_CAPACITY_MAX_USERS": "60",
+    "LAB_CAPACITY_STEP_SECONDS": "5",
+    "LAB_SCRAPE_INTERVAL": "1s",
+}
+
+
+def test_capacity_steps_up_to_the_ceiling_then_stops() -> None:
+    shape = shapes.from_settings(CAPACITY)
+    assert isinstance(shape, shapes.Capacity)
+    assert shape.steps == 4  # 10, 30, 50, 60 (the ceiling caps the last step)
+    assert shape.duration == 20
+    users = [t[0] for t in ticks(shape, 20) if t]
+    assert users == [10] * 5 + [30] * 5 + [50] * 5 + [60] * 5
+    assert shape.tick(20) is None
+    assert shape.peak_users == 60
+
+
+def test_capacity_steps_last_at_least_two_scrape_intervals() -> None:
+    shape = shapes.from_settings({**CAPACITY, "LAB_SCRAPE_INTERVAL": "15s"})
+    assert isinstance(shape, shapes.Capacity)
+    assert shape.step_seconds == 2 * 15
+    assert (
+        shapes.from_settings(
+            {**CAPACITY, "LAB_CAPACITY_STEP_SECONDS": "45s", "LAB_SCRAPE_INTERVAL": "15s"}
+        ).step_seconds
+        == 45
+    )  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"LAB_CAPACITY_MAX_USERS": "5"}, "must not be below the start"),
+        ({"LAB_CAPACITY_STEP_USERS": "0"}, "step users (stress_test_capacity_step_users)"),
+        ({"LAB_SCRAPE_INTERVAL": ""}, "LAB_SCRAPE_INTERVAL is required"),
+    ],
+)
+def test_capacity_bad_settings(change: dict[str, str], message: str) -> None:
+    with pytest.raises(shapes.ShapeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        shapes.from_settings({**CAPACITY, **change})

@@ -55,8 +55,16 @@ def test_standalone_is_one_job_and_its_locustfile(rendered_dir: Path) -> None:
         assert marker in script  # what loadtest.collect parses
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LAB_TARGET"] == "http://flask-api.sre-lab.svc.cluster.local:8000"
-    assert env["LAB_SHAPE"] == "steady"
-    assert {"LAB_USERS", "LAB_SPAWN_RATE", "LAB_DURATION", "LAB_PROFILE"} <= set(env)
+    # `make stress` is the capacity search by default; the cluster's scrape interval sets the shortest step.
+    assert env["LAB_SHAPE"] == "capacity"
+    assert {"LAB_CAPACITY_START_USERS", "LAB_CAPACITY_MAX_USERS", "LAB_SPAWN_RATE", "LAB_PROFILE"} <= set(env)
+    assert env["LAB_SCRAPE_INTERVAL"] == "15s"
+    assert (env["LAB_SLO_AVAILABILITY"], env["LAB_SLO_LATENCY"], env["LAB_SLO_LATENCY_THRESHOLD"]) == (
+        "99.5",
+        "99.0",
+        "0.3",
+    )
+    assert env["LAB_STEPS_FILE"] == "/reports/steps.json"  # collected with the report files
 
 
 @pytest.mark.parametrize("name", ["locust-standalone.yaml", "locust-distributed.yaml"])
@@ -90,6 +98,13 @@ def test_distributed_mode_has_a_master_its_service_and_workers(rendered_dir: Pat
     worker_args = workers["spec"]["template"]["spec"]["containers"][0]["args"]
     assert worker_args[worker_args.index("--master-host") + 1] == service["metadata"]["name"]
     assert "--worker" in worker_args
+    # The same capacity shape in distributed mode: the master runs the shape and judges the steps (it holds
+    # the aggregated stats and the workers' CPU), the workers only run users with the same settings.
+    master_env = {e["name"]: e["value"] for e in master["spec"]["template"]["spec"]["containers"][0]["env"]}
+    worker_env = {e["name"]: e["value"] for e in workers["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert master_env["LAB_SHAPE"] == worker_env["LAB_SHAPE"] == "capacity"
+    assert master_env["LAB_STEPS_FILE"] == "/reports/steps.json"
+    assert "LAB_STEPS_FILE" not in worker_env
     labels = master["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
     assert not all(
@@ -100,7 +115,7 @@ def test_distributed_mode_has_a_master_its_service_and_workers(rendered_dir: Pat
 
 def test_configmap_holds_the_current_loadtest_files(rendered_dir: Path) -> None:
     configmap = by_kind(docs(rendered_dir, "locust-standalone.yaml"), "ConfigMap")[0]
-    assert set(configmap["data"]) == {"locustfile.py", "shapes.py", "checks.py"}
+    assert set(configmap["data"]) == {"locustfile.py", "shapes.py", "checks.py", "capacity.py"}
     for name, text in configmap["data"].items():
         assert text.strip() == (ROOT / "loadtest" / name).read_text().strip()
 
@@ -129,3 +144,38 @@ def test_mounted_files_work_without_the_repository(rendered_dir: Path, tmp_path:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "(20, 20.0) (2, 5.0)"
+
+
+def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
+    rendered_dir: Path, tmp_path: Path
+) -> None:
+    """The capacity shape imports capacity.py beside it and reads the SLO limits the role rendered."""
+    items = docs(rendered_dir, "locust-distributed.yaml")
+    configmap = by_kind(items, "ConfigMap")[0]
+    master = next(j for j in by_kind(items, "Job") if not j["metadata"]["name"].endswith("-workers"))
+    rendered_env = {e["name"]: e["value"] for e in master["spec"]["template"]["spec"]["containers"][0]["env"]}
+    mount = tmp_path / "mnt-locust"
+    mount.mkdir()
+    for name, text in configmap["data"].items():
+        (mount / name).write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update({k: v for k, v in rendered_env.items() if k.startswith("LAB_") and k != "LAB_STEPS_FILE"})
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import locustfile;"
+        "assert 'loadtest' not in sys.modules; s = locustfile.SHAPE;"
+        "print(s.step_seconds, s.steps, locustfile.LIMITS.latency_threshold_ms, locustfile.ApiUser.wait_time(None))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(mount)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    step_seconds, steps, threshold_ms, wait = proc.stdout.split()
+    assert int(step_seconds) >= 30  # 2 x the 15s scrape interval
+    assert int(steps) == 10  # 10 -> 100 users by 10
+    assert float(threshold_ms) == 300
+    assert float(wait) == 0  # no think time

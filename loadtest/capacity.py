@@ -1,0 +1,145 @@
+"""The capacity shape's stop rule: judge each finished step from the generator's own view, while the run goes on.
+
+A step breaches when, over that step alone (deltas of Locust's cumulative stats):
+
+- availability: the share of failed requests is above the availability budget (1 - objective);
+- latency: the share of requests answered within the threshold is below the latency objective;
+- generator: the load generator's CPU reached ``cpu_limit_percent`` of a core (Locust can no longer offer the
+  load it is asked for, so whatever happens next says nothing about the server).
+
+The run stops at the first breaching step (or at the shape's ceiling). Each step is appended to a JSON file
+(``LAB_STEPS_FILE``): the report joins it with Prometheus's server-side view of the same window. No Locust
+import here: the locustfile feeds snapshots in, the tests feed numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a step must hold: the SLO (as ratios and milliseconds) and the generator's CPU ceiling."""
+
+    availability_objective: float
+    latency_objective: float
+    latency_threshold_ms: float
+    cpu_limit_percent: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        try:
+            limits = cls(
+                availability_objective=float(env["LAB_SLO_AVAILABILITY"]) / 100,
+                latency_objective=float(env["LAB_SLO_LATENCY"]) / 100,
+                latency_threshold_ms=float(env["LAB_SLO_LATENCY_THRESHOLD"]) * 1000,
+                cpu_limit_percent=float(env.get("LAB_GENERATOR_CPU_LIMIT", "90")),
+            )
+        except (KeyError, ValueError) as err:
+            raise ValueError(
+                "the capacity shape needs LAB_SLO_AVAILABILITY, LAB_SLO_LATENCY (percent) and "
+                f"LAB_SLO_LATENCY_THRESHOLD (seconds), from lab_slo: {err!r}"
+            ) from None
+        for name, value in (
+            ("availability", limits.availability_objective),
+            ("latency", limits.latency_objective),
+        ):
+            if not 0 < value < 1:
+                raise ValueError(f"LAB_SLO_{name.upper()} must be a percentage between 0 and 100")
+        return limits
+
+
+@dataclass
+class Snapshot:
+    """Locust's cumulative totals at one moment."""
+
+    at: float
+    requests: int
+    failures: int
+    response_times: dict[int, int] = field(default_factory=dict)  # rounded ms -> count (Locust's histogram)
+
+
+@dataclass
+class StepResult:
+    index: int
+    users: int
+    start: float
+    end: float
+    requests: int
+    failures: int
+    throughput_rps: float
+    failure_ratio: float | None
+    under_threshold_ratio: float | None
+    generator_cpu_percent: float
+    breaches: list[str]
+
+
+def judge(
+    index: int, users: int, before: Snapshot, after: Snapshot, cpu_percent: float, limits: Limits
+) -> StepResult:
+    """The step between two snapshots, with the reasons (if any) it breached."""
+    requests = after.requests - before.requests
+    failures = after.failures - before.failures
+    seconds = max(after.at - before.at, 1e-9)
+    times = {ms: count - before.response_times.get(ms, 0) for ms, count in after.response_times.items()}
+    timed = sum(times.values())
+    fast = sum(count for ms, count in times.items() if ms <= limits.latency_threshold_ms)
+    failure_ratio = failures / requests if requests else None
+    under = fast / timed if timed else None
+    breaches = []
+    if failure_ratio is not None and failure_ratio > 1 - limits.availability_objective:
+        breaches.append(
+            f"availability: {failure_ratio:.2%} of requests failed (budget {1 - limits.availability_objective:.2%})"
+        )
+    if under is not None and under < limits.latency_objective:
+        breaches.append(
+            f"latency: {under:.2%} within {limits.latency_threshold_ms:g} ms (objective {limits.latency_objective:.2%})"
+        )
+    if cpu_percent >= limits.cpu_limit_percent:
+        breaches.append(
+            f"generator: Locust used {cpu_percent:.0f}% of a core (limit {limits.cpu_limit_percent:g}%), "
+            "it cannot offer more load"
+        )
+    if requests == 0:
+        breaches.append("availability: no request completed in the step")
+    return StepResult(
+        index=index,
+        users=users,
+        start=before.at,
+        end=after.at,
+        requests=requests,
+        failures=failures,
+        throughput_rps=requests / seconds,
+        failure_ratio=failure_ratio,
+        under_threshold_ratio=under,
+        generator_cpu_percent=cpu_percent,
+        breaches=breaches,
+    )
+
+
+class StepLog:
+    """Appends each judged step to a JSON file (rewritten whole each time, so a reader never sees half a list)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path else None
+        self.steps: list[dict[str, object]] = []
+        self.stopped: dict[str, object] | None = None
+
+    def add(self, step: StepResult) -> None:
+        self.steps.append(asdict(step))
+        self._write()
+
+    def stop(self, reason: str, step: int | None) -> None:
+        self.stopped = {"reason": reason, "step": step}
+        self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"steps": self.steps, "stopped": self.stopped}, indent=2) + "\n")
+        tmp.replace(self.path)
