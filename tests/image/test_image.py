@@ -1,0 +1,61 @@
+"""The API image, built from app/ exactly as roles/app_image has minikube build it (tests/image/conftest.py)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.image.conftest import LABEL, BuiltImage
+from tests.image.engine import DOCKER, Engine
+
+pytestmark = pytest.mark.image
+
+# What a build toolchain or an installer would leave in the image.
+COMPILERS = re.compile(
+    r"(^|/)(s?bin)/((x86_64|aarch64)-linux-gnu-)?(gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|as|ld|make)(-\d+)?$"
+)
+PIP = re.compile(r"(^|/)(bin/pip[0-9.]*$|site-packages/pip/|dist-packages/pip/)")
+
+
+def test_the_image_carries_the_tag_the_deployment_runs(
+    engine: Engine, built_image: BuiltImage, deployment_image: str
+):
+    # The role's content hash names the image; the Deployment (rendered by the same role) runs exactly that tag.
+    assert re.fullmatch(r"[a-z0-9-]+:src-[0-9a-f]{12}", deployment_image), deployment_image
+    assert engine.has_image(deployment_image)
+    config = engine.run(
+        "image", "inspect", "--format", "{{json .Config.User}} {{json .Config.Cmd}}", built_image.ref
+    )
+    user, cmd = config.stdout.split(" ", 1)
+    assert user.strip('"') == "10001:10001"
+    assert cmd.strip().startswith('["gunicorn"')
+
+
+def test_the_final_image_has_no_compiler_and_no_pip(engine: Engine, built_image: BuiltImage):
+    created = engine.run(
+        "create", "--pull", "never", "--network", "none", "--label", f"{LABEL}=1", built_image.ref
+    )
+    container = created.stdout.strip()
+    try:
+        # The whole filesystem of the final image, as a tar stream.
+        with subprocess.Popen(
+            [DOCKER, "export", container], env=engine.env(), stdout=subprocess.PIPE
+        ) as export:
+            assert export.stdout is not None
+            with tarfile.open(fileobj=export.stdout, mode="r|") as tar:
+                names = [member.name.removeprefix("./") for member in tar]
+        assert export.returncode == 0
+    finally:
+        engine.run("rm", "--force", container, check=False)
+    assert any(name.startswith("opt/venv/bin/gunicorn") for name in names), "not the app's image"
+    assert [n for n in names if COMPILERS.search(n)] == []
+    assert [n for n in names if PIP.search(n)] == []
+    # And the interpreter agrees: pip is not importable by the image's python.
+    probe = engine.run(
+        "run", "--rm", "--pull", "never", "--network", "none", "--label", f"{LABEL}=1", built_image.ref,
+        "python", "-c", "import importlib.util, shutil; print(importlib.util.find_spec('pip'), shutil.which('pip'), shutil.which('cc'))",
+    )  # fmt: skip
+    assert probe.stdout.split() == ["None", "None", "None"]
