@@ -9,6 +9,8 @@ PY        := $(VENV)/bin/python
 BIN       := $(VENV)/bin
 # Extra arguments for ansible-playbook, e.g. make lab ARGS='-e lab_platform=local'
 ARGS      ?=
+# Extra arguments for the pytest run of make image-test, e.g. make image-test PYTEST_ARGS='-x -k drain'
+PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -81,7 +83,7 @@ pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-valida
 
 # Needs root the first time (installs docker.io/debootstrap, starts the lab's own dockerd); see scripts/image-test.sh.
 image-test: dev-venv ## Build app/Dockerfile for real and test its container as the Deployment runs it (tests/image)
-	scripts/image-test.sh $(ARGS)
+	scripts/image-test.sh $(PYTEST_ARGS)
 
 molecule: dev-venv system-deps ## molecule test: the local platform end to end
 	$(BIN)/molecule test

@@ -47,6 +47,14 @@ flock -w 1800 9 || die "another make image-test holds $state/lock"
 export DOCKER_HOST=unix://$sock
 engine_answers() { [ -x "$docker" ] && [ -S "$sock" ] && timeout 10 "$docker" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# dockerd leaves a bind mount of the host's network namespace at <exec-root>/netns/default (and a killed engine may
+# leave more): unmount what is mounted under the engine's own folder once no engine of ours runs.
+unmount_leftovers() {
+  awk -v p="$engine/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount "$m" 2>/dev/null || umount --lazy "$m" || say "could not unmount $m"
+  done
+}
+
 started_pid=""
 stop_engine() {
   local rc=$?
@@ -60,6 +68,7 @@ stop_engine() {
     fi
     wait "$started_pid" 2>/dev/null || true
     started_pid=""
+    unmount_leftovers
   fi
   exit "$rc"
 }
@@ -76,6 +85,7 @@ else
   "$root/scripts/system-deps.sh" image ||
     die "docker.io and debootstrap are needed (apt-get install docker.io debootstrap) and could not be installed"
   command -v dockerd >/dev/null || die "dockerd is missing after installing docker.io"
+  unmount_leftovers
   mkdir -p "$engine/root" "$engine/exec"
   rm -f "$sock"
   [ -f "$engine/daemon.json" ] || echo '{}' >"$engine/daemon.json" # not the system's /etc/docker/daemon.json

@@ -85,7 +85,7 @@ def built_image(engine: Engine, base_image: str, deployment_image: str) -> Built
         "--tag",
         deployment_image,
         str(APP_DIR),
-        timeout=900,
+        timeout=1500,
         DOCKER_BUILDKIT="0",
     )
     seconds = time.monotonic() - started

@@ -18,7 +18,8 @@ from loadtest.checks import check_echo, check_expected_error, check_health, chec
 from tests.image.conftest import FIGURES, BuiltImage, Running, start_container
 from tests.image.engine import Engine
 
-pytestmark = pytest.mark.image
+# The first test also waits for the session fixtures: render, and a cold build (minutes on a busy machine).
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 FAMILIES = {
     "app_request_count": "counter",

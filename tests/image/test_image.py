@@ -11,7 +11,8 @@ import pytest
 from tests.image.conftest import LABEL, BuiltImage
 from tests.image.engine import DOCKER, Engine
 
-pytestmark = pytest.mark.image
+# The first test also waits for the session fixtures: render, and a cold build (minutes on a busy machine).
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
 # What a build toolchain or an installer would leave in the image.
 COMPILERS = re.compile(

@@ -94,25 +94,34 @@ def test_a_change_in_the_build_context_changes_the_tag_and_nothing_else_does(
     ]
     for rel, _ in outside:
         assert not in_build_context(app, rel), rel
-    steps = [{"id": "baseline", "path": "", "content": ""}]
-    steps += [{"id": f"in{n}", "path": rel, "content": text} for n, (rel, text) in enumerate(inside)]
-    steps += [{"id": f"out{n}", "path": rel, "content": text} for n, (rel, text) in enumerate(outside)]
-    for step in steps:
-        if step["path"]:
-            target = app / step["path"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            step["original"] = b64(target.read_text()) if target.exists() else None
-            step["content"] = b64(step["content"])
+
+    def change(rel: str, text: str) -> dict[str, str | None]:
+        target = app / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "path": rel,
+            "content": b64(text),
+            "original": b64(target.read_text()) if target.exists() else None,
+        }
+
+    # Each change inside the context is its own step; the changes outside it are applied together (the tag
+    # must not move even with all of them); "after" checks that every step restored what it changed.
+    steps = [{"id": "baseline", "files": []}]
+    steps += [{"id": f"in:{rel}", "files": [change(rel, text)]} for rel, text in inside]
+    steps += [{"id": "outside", "files": [change(rel, text) for rel, text in outside]}]
+    steps += [{"id": "after", "files": []}]
 
     (copy / "steps.json").write_text(json.dumps({"steps": steps}))
     (copy / "step.yml").write_text(
         """
-- name: Change {{ item.path }}
+- name: Change the files of step {{ item.id }}
   ansible.builtin.copy:
-    dest: "{{ playbook_dir }}/app/{{ item.path }}"
-    content: "{{ item.content | b64decode }}"
+    dest: "{{ playbook_dir }}/app/{{ f.path }}"
+    content: "{{ f.content | b64decode }}"
     mode: "0644"
-  when: item.path | length > 0
+  loop: "{{ item.files }}"
+  loop_control:
+    loop_var: f
 - name: Compute the tag
   ansible.builtin.include_role:
     name: app_image
@@ -120,17 +129,21 @@ def test_a_change_in_the_build_context_changes_the_tag_and_nothing_else_does(
 - name: Record it
   ansible.builtin.set_fact:
     refs: "{{ refs | combine({item.id: app_image_ref}) }}"
-- name: Restore {{ item.path }}
+- name: Restore the changed files
   ansible.builtin.copy:
-    dest: "{{ playbook_dir }}/app/{{ item.path }}"
-    content: "{{ item.original | b64decode }}"
+    dest: "{{ playbook_dir }}/app/{{ f.path }}"
+    content: "{{ f.original | b64decode }}"
     mode: "0644"
-  when: item.path | length > 0 and item.original is not none
-- name: Remove {{ item.path }}
+  loop: "{{ item.files | rejectattr('original', 'none') | list }}"
+  loop_control:
+    loop_var: f
+- name: Remove the added files
   ansible.builtin.file:
-    path: "{{ playbook_dir }}/app/{{ item.path }}"
+    path: "{{ playbook_dir }}/app/{{ f.path }}"
     state: absent
-  when: item.path | length > 0 and item.original is none
+  loop: "{{ item.files | selectattr('original', 'none') | list }}"
+  loop_control:
+    loop_var: f
 """
     )
     (copy / "tags.yml").write_text(
@@ -170,13 +183,12 @@ def test_a_change_in_the_build_context_changes_the_tag_and_nothing_else_does(
     refs = json.loads((copy / "refs.json").read_text())
     baseline = refs["baseline"]
     assert re.fullmatch(r"flask-api:src-[0-9a-f]{12}", baseline), baseline
-    changed = {s["path"]: refs[s["id"]] for s in steps if s["id"].startswith("in")}
-    unchanged = {s["path"]: refs[s["id"]] for s in steps if s["id"].startswith("out")}
+    changed = {sid.removeprefix("in:"): ref for sid, ref in refs.items() if sid.startswith("in:")}
+    assert len(changed) == len(inside)
     assert [path for path, ref in changed.items() if ref == baseline] == []
     assert len(set(changed.values())) == len(changed)  # each change gives its own tag
-    assert {path: ref for path, ref in unchanged.items() if ref != baseline} == {}
-    # The unchanged copy gets the tag the checkout's rendered Deployment runs, and each step restored what it
-    # changed (the last step's tag is the baseline's again).
+    assert refs["outside"] == baseline
+    assert refs["after"] == baseline
+    # The unchanged copy gets the tag the checkout's rendered Deployment runs.
     deployment = next(doc for _, doc in manifests(rendered_dir / "app_deploy") if doc["kind"] == "Deployment")
     assert baseline == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert refs[steps[-1]["id"]] == baseline
