@@ -115,6 +115,7 @@ class Running:
     pod: PodRun
     url: str
     ready_seconds: float
+    create_seconds: float = 0.0
 
     def inspect(self, template: str) -> str:
         return self.engine.run("inspect", "--format", template, self.name).stdout.strip()
@@ -150,9 +151,23 @@ def start_container(
     name = f"sre-lab-api-{uuid.uuid4().hex[:10]}"
     args = pod.docker_args(name, labels={LABEL: "1"})
     url = f"http://{pod.env['APP_BIND']}"
-    started = time.monotonic()
-    engine.run(*args)
+    created = time.monotonic()
+    engine.run(*args, timeout=600)
     running = Running(engine, name, pod, url, 0.0)
+    running.create_seconds = time.monotonic() - created
+    try:
+        running.ready_seconds = _wait_until_ready(running)
+    except BaseException:
+        engine.run("rm", "--force", name, check=False)
+        raise
+    return running
+
+
+def _wait_until_ready(running: Running) -> float:
+    """Start the container; poll the startup probe, then readiness; return the seconds from start to Ready."""
+    pod, url = running.pod, running.url
+    started = time.monotonic()
+    running.engine.run("start", running.name)
     startup = pod.probes.get("startup") or pod.probes["liveness"]
     ready = pod.probes["readiness"]
     deadline = started + startup.budget
@@ -176,8 +191,7 @@ def start_container(
                 f"last: {last}); log:\n{running.logs()}"
             )
         time.sleep(0.05)
-    running.ready_seconds = time.monotonic() - started
-    return running
+    return time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +199,10 @@ def container(
     engine: Engine, built_image: BuiltImage, rendered_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Running]:
     running = start_container(engine, built_image.ref, rendered_dir, tmp_path_factory.mktemp("pod"))
+    startup_budget = (running.pod.probes.get("startup") or running.pod.probes["liveness"]).budget
     FIGURES["time to Ready"] = (
-        f"{running.ready_seconds:.1f} s (docker run to readiness 200; startup budget "
-        f"{(running.pod.probes.get('startup') or running.pod.probes['liveness']).budget:.0f} s)"
+        f"{running.ready_seconds:.1f} s (docker start to readiness 200; startup probe budget {startup_budget:.0f} s; "
+        f"docker create before it: {running.create_seconds:.1f} s)"
     )
     try:
         yield running

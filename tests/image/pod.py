@@ -9,6 +9,8 @@ something the cluster would not.
 Differences that are intended (the engine here has no bridge network and no registry):
 - `--network host`: the API binds 127.0.0.1:<free port> (APP_BIND), the probes and the tests use that port;
 - `--pull never`: the image must be in the local engine.
+The run is `docker create` then `docker start`: with the vfs storage driver, creating the container copies the
+image's whole filesystem, which in a cluster happens before the container starts and its probes count.
 """
 
 from __future__ import annotations
@@ -57,13 +59,13 @@ class PodRun:
     )  # host files to write before the run (configMap volumes)
 
     def docker_args(self, name: str, labels: dict[str, str] | None = None) -> list[str]:
+        """`docker create` arguments (then `docker start`: the kubelet's clocks start when the container does)."""
         env_args = [arg for key, value in sorted(self.env.items()) for arg in ("--env", f"{key}={value}")]
         label_args = [
             arg for key, value in sorted((labels or {}).items()) for arg in ("--label", f"{key}={value}")
         ]
         return [
-            "run",
-            "--detach",
+            "create",
             "--pull",
             "never",
             "--name",

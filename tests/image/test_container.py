@@ -206,12 +206,16 @@ def test_nothing_is_written_outside_the_mounted_paths(
 
 
 def test_docker_stop_drains_then_exits_0_within_the_grace_period(container: Running):
-    """docker stop sends SIGTERM to PID 1, as the kubelet does, and SIGKILL after the pod's grace period."""
+    """docker stop sends SIGTERM to PID 1, as the kubelet does, and SIGKILL after the pod's grace period.
+
+    Timing is read from what the clients saw, not from when `docker stop` was called (the CLI and the daemon take
+    their time on a busy machine): the last readiness 200 and the first 503 bracket the SIGTERM."""
     url, drain = container.url, float(container.pod.env.get("APP_SHUTDOWN_DRAIN_SECONDS", "0"))
     readiness = container.pod.probes["readiness"]
-    stop = threading.Event()
+    stop, listener_closed = threading.Event(), threading.Event()
     eager: list[tuple[float, float, str | None]] = []  # (started, ended, why not the contract / None)
-    ready_seen: list[tuple[float, int]] = []
+    probes: list[tuple[float, float, int]] = []  # (sent, answered, status)
+    slow: list[tuple[float, str | None]] = []  # (answered, why not the contract / None)
 
     def eager_client() -> None:
         while not stop.is_set():
@@ -225,56 +229,78 @@ def test_docker_stop_drains_then_exits_0_within_the_grace_period(container: Runn
 
     def kubelet_readiness() -> None:
         while not stop.is_set():
+            sent = time.monotonic()
             try:
-                ready_seen.append(
-                    (
-                        time.monotonic(),
-                        requests.get(url + readiness.path, timeout=readiness.timeout).status_code,
-                    )
-                )
+                status = requests.get(url + readiness.path, timeout=readiness.timeout).status_code
             except requests.ConnectionError:
+                listener_closed.set()
                 return
+            probes.append((sent, time.monotonic(), status))
             time.sleep(0.2)
 
-    threads = [threading.Thread(target=eager_client) for _ in range(8)] + [
-        threading.Thread(target=kubelet_readiness)
-    ]
+    payload = {"k": "in flight while the workers stop"}
+
+    def in_flight_body():
+        body = json.dumps(payload).encode()
+        yield body[:5]
+        listener_closed.wait(container.pod.grace_seconds)  # the request is in flight when the listener closes
+        time.sleep(0.5)
+        yield body[5:]
+
+    def slow_client() -> None:
+        response = requests.post(
+            url + "/api/echo", data=in_flight_body(), headers={"Content-Type": "application/json"}, timeout=60
+        )
+        slow.append((time.monotonic(), check_echo(response.status_code, response.text, payload)))
+
+    threads = [threading.Thread(target=eager_client) for _ in range(6)]
+    threads += [threading.Thread(target=kubelet_readiness), threading.Thread(target=slow_client)]
     for thread in threads:
         thread.start()
     try:
         deadline = time.monotonic() + 20
-        while len(eager) < 20 and time.monotonic() < deadline:
+        while (len(eager) < 20 or len(probes) < 2) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(eager) >= 20, "no traffic before the stop"
-        sent_term = time.monotonic()
+        called = time.monotonic()
         stopped = container.engine.run(
             "stop", "--time", str(container.pod.grace_seconds), container.name, timeout=120
         )
-        elapsed = time.monotonic() - sent_term
+        elapsed = time.monotonic() - called
     finally:
         stop.set()
+        listener_closed.set()
         for thread in threads:
-            thread.join(40)
+            thread.join(60)
     assert stopped.returncode == 0
     exit_code = container.inspect("{{.State.ExitCode}}")
-    oom = container.inspect("{{.State.OOMKilled}}")
+    assert container.inspect("{{.State.OOMKilled}}") == "false"
+    statuses = [status for _, _, status in probes]
+    assert 503 in statuses, f"readiness never went 503 during the drain: {statuses}"
+    first_503 = statuses.index(503)
+    assert set(statuses[first_503:]) == {503}, statuses  # once draining, never ready again
+    assert 200 in statuses[:first_503]
+    last_200_sent = probes[first_503 - 1][0]  # SIGTERM arrived after this probe was sent...
+    window = probes[-1][1] - probes[first_503][0]  # ...and readiness answered 503 for (at least) this long
     FIGURES["drain on SIGTERM"] = (
-        f"docker stop returned after {elapsed:.1f} s (APP_SHUTDOWN_DRAIN_SECONDS={drain:g}, "
-        f"terminationGracePeriodSeconds={container.pod.grace_seconds}), exit code {exit_code}"
+        f"docker stop returned after {elapsed:.1f} s, exit code {exit_code}; readiness 503 seen for {window:.1f} s "
+        f"(APP_SHUTDOWN_DRAIN_SECONDS={drain:g}, terminationGracePeriodSeconds={container.pod.grace_seconds})"
     )
-    assert exit_code == "0", container.logs()
-    assert oom == "false"
-    assert drain <= elapsed < container.pod.grace_seconds  # drained, then exited before the SIGKILL
-    # readiness went 503 during the drain, after answering 200 before it
-    assert any(s == 200 for t, s in ready_seen if t < sent_term)
-    during = [s for t, s in ready_seen if sent_term + 0.5 < t < sent_term + drain - 0.5]
-    assert during, "readiness was not probed during the drain"
-    assert set(during) == {503}
-    # every request sent before the end of the drain got its contract answer; requests in flight when the workers
-    # were told to stop finished; only requests sent once the listener was closing may fail, at connection level
-    early = [(round(start - sent_term, 2), why) for start, _, why in eager if start < sent_term + drain - 0.2]
+    assert exit_code == "0", (
+        container.logs()
+    )  # stopped by itself, not by the SIGKILL at the end of the grace period
+    assert drain <= elapsed < container.pod.grace_seconds
+    assert window >= drain / 2, f"readiness was 503 for only {window:.1f} s of a {drain:g} s drain"
+    # Every request sent before the drain could have ended got its contract answer (200, or the documented JSON
+    # 503 of the simulated database); later ones may only fail at the connection level (listener closed).
+    early = [
+        (round(start - last_200_sent, 2), why)
+        for start, _, why in eager
+        if start < last_200_sent + drain - 0.2
+    ]
+    assert early
     assert [e for e in early if e[1]] == []
     assert not [why for _, _, why in eager if why and not why.startswith("connection error")]
-    assert [end for _, end, why in eager if why is None and end > sent_term + drain], (
-        "nothing was in flight at the stop"
-    )
+    # The request whose body was still being sent when the listener closed was answered in full.
+    assert slow, "the in-flight request got no answer"
+    assert slow[0][1] is None, slow
