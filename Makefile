@@ -9,6 +9,8 @@ PY        := $(VENV)/bin/python
 BIN       := $(VENV)/bin
 # Extra arguments for ansible-playbook, e.g. make lab ARGS='-e lab_platform=local'
 ARGS      ?=
+# Extra arguments for the pytest run of make image-test, e.g. make image-test PYTEST_ARGS='-x -k drain'
+PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -64,19 +66,24 @@ render: venv ## Render every Kubernetes manifest and values file into build/rend
 system-deps:
 	scripts/system-deps.sh test
 
-.PHONY: test lint pytest molecule bench
-test: dev-venv system-deps lint pytest molecule ## Run every test: lint, pytest suites, molecule
+.PHONY: test lint pytest image-test molecule bench
+test: dev-venv system-deps lint pytest image-test molecule ## Run every test: lint, pytest suites, the image, molecule
 	@echo "make test: all suites passed"
 
-lint: dev-venv ## ruff, yamllint, ansible-lint (production profile), syntax-check of every playbook
+lint: dev-venv ## ruff, yamllint, ansible-lint (production profile), hadolint, syntax-check of every playbook
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
+	$(BIN)/hadolint app/Dockerfile
 	@for pb in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; echo "syntax ok: $$pb"; done
 
 pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest)
 	$(BIN)/pytest
+
+# Needs root the first time (installs docker.io/debootstrap, starts the lab's own dockerd); see scripts/image-test.sh.
+image-test: dev-venv ## Build app/Dockerfile for real and test its container as the Deployment runs it (tests/image)
+	scripts/image-test.sh $(PYTEST_ARGS)
 
 molecule: dev-venv system-deps ## molecule test: the local platform end to end
 	$(BIN)/molecule test

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Install the system packages the tests (and the local platform) need, when they are missing.
-# Usage: scripts/system-deps.sh test|local
+# Usage: scripts/system-deps.sh test|local|image
 #   local: prometheus, promtool, alertmanager (the local platform's monitoring stack)
 #   test:  the above plus wrk (benchmarks) and chromium (the stress report opened as a person would)
+#   image: docker.io (dockerd + /usr/bin/docker) and debootstrap, for `make image-test`. Installing docker.io
+#          never starts its service here (policy-rc.d / no init): scripts/image-test.sh starts its own engine.
 # Only Debian/Ubuntu (apt) is automated; elsewhere the script says what to install.
 set -euo pipefail
 
 # cmd[|other name]:package. Debian's prometheus-alertmanager package installs the binary as prometheus-alertmanager.
-want=(prometheus:prometheus promtool:prometheus 'alertmanager|prometheus-alertmanager:prometheus-alertmanager')
-[ "${1:-test}" = "test" ] && want+=(wrk:wrk chromium:chromium)
+case "${1:-test}" in
+  local) want=(prometheus:prometheus promtool:prometheus 'alertmanager|prometheus-alertmanager:prometheus-alertmanager') ;;
+  test) want=(prometheus:prometheus promtool:prometheus 'alertmanager|prometheus-alertmanager:prometheus-alertmanager' wrk:wrk chromium:chromium) ;;
+  # /usr/bin/docker by its path: another `docker` client may come first on PATH.
+  image) want=(dockerd:docker.io /usr/bin/docker:docker.io debootstrap:debootstrap) ;;
+  *) echo "usage: $0 test|local|image" >&2; exit 2 ;;
+esac
 
 missing=()
 for pair in "${want[@]}"; do
@@ -22,7 +29,7 @@ done
 
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "error: missing system packages: ${missing[*]}. Install them with your package manager" >&2
-  echo "       (or put prometheus, promtool, alertmanager and wrk binaries on PATH), then re-run." >&2
+  echo "       (or put the commands they provide on PATH), then re-run." >&2
   exit 1
 fi
 sudo=""
