@@ -115,33 +115,43 @@ class Rules:
         """Scrape, rate() and evaluation lag between the fault and a rule seeing it."""
         return 2 * self.scrape_s + self.eval_s + 10
 
+    def branch_times(self, alert: str, bad_share: float) -> list[tuple[Branch, float]]:
+        """Each branch of a burn-rate alert that `bad_share` can trip, with the seconds it needs to fire.
+
+        With a clean history the error ratio over a window W, t seconds into the fault, is bad_share * t / W:
+        a branch fires when its long window crosses the threshold (the short one crosses it first).
+        """
+        slo, severity = SLO_ALERTS[alert]
+        if not 0 < bad_share <= 1:
+            raise PlanError(f"bad_share must be in (0, 1] for {alert}; got {bad_share!r}")
+        return [
+            (b, b.ratio * b.long_s / bad_share) for b in self.branches(slo, severity) if bad_share > b.ratio
+        ]
+
     def detect_within(self, alert: str, bad_share: float) -> int:
         """Seconds after the fault is in effect by which `alert` fires, at `bad_share` bad SLI requests."""
         if alert in SLO_ALERTS:
-            slo, severity = SLO_ALERTS[alert]
-            if not 0 < bad_share <= 1:
-                raise PlanError(f"bad_share must be in (0, 1] for {alert}; got {bad_share!r}")
-            # With a clean history the error ratio over a window W, t seconds into the fault, is
-            # bad_share * t / W: each branch fires when its long window crosses the threshold.
-            times = [
-                b.ratio * b.long_s / bad_share for b in self.branches(slo, severity) if bad_share > b.ratio
-            ]
+            times = [t for _b, t in self.branch_times(alert, bad_share)]
             if not times:
+                slo, severity = SLO_ALERTS[alert]
                 need = min(b.ratio for b in self.branches(slo, severity))
                 raise PlanError(
                     f"{alert} cannot fire at bad_share {bad_share:g}: its lowest threshold is an error ratio of "
                     f"{need:.4g} (lab_slo)"
                 )
             return math.ceil(min(times)) + self.lag_s()
-        severity, window, hold = OTHER_ALERTS[alert]
+        _severity, window, hold = OTHER_ALERTS[alert]
         window = self.not_ready_window_s if window is None else window
         return window + hold + self.lag_s()
 
-    def resolve_within(self, alert: str) -> int:
-        """Seconds after the fault is off by which `alert` resolves (its shortest windows forget the fault)."""
+    def resolve_within(self, alert: str, bad_share: float, fault_s: int) -> int:
+        """Seconds after the fault is off by which `alert` resolves, when the fault lasted up to `fault_s`.
+
+        Only the branches that fire within `fault_s` matter; each resolves once its short window forgets the fault.
+        """
         if alert in SLO_ALERTS:
-            slo, severity = SLO_ALERTS[alert]
-            window = max(b.short_s for b in self.branches(slo, severity))
+            fired = [b for b, t in self.branch_times(alert, bad_share) if t <= fault_s]
+            window = max((b.short_s for b in fired), default=0)
         else:
             _severity, rng, _hold = OTHER_ALERTS[alert]
             window = self.not_ready_window_s if rng is None else rng
@@ -300,7 +310,7 @@ def plan(drills: object, name: str, platform: str, rules: Rules, runbook_base: s
         deadline_s = seconds(deadline, f"{where}: deadline")
     resolve = raw.get("resolve_deadline", "auto")
     if resolve == "auto":
-        resolve_s = max([rules.resolve_within(a) for a in expected] or [0])
+        resolve_s = max([rules.resolve_within(a, float(bad_share or 0), deadline_s) for a in expected] or [0])
     else:
         resolve_s = seconds(resolve, f"{where}: resolve_deadline")
     if deadline_s < 1:
