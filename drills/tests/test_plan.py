@@ -21,7 +21,9 @@ SLO_30D = {
 DEFAULT = Rules(SLO_30D, scrape_s=15, eval_s=15, not_ready_window_s=60)
 
 
-def make(name: str, platform: str = "local", rules: Rules = DEFAULT, drills: object = None, max_s: int = 3600):
+def make(
+    name: str, platform: str = "local", rules: Rules = DEFAULT, drills: object = None, max_s: int = 3600
+):
     return plan(DRILLS if drills is None else drills, name, platform, rules, "file:///rb/", max_s)
 
 
@@ -78,7 +80,9 @@ def test_a_drill_longer_than_the_maximum_stops_with_what_to_change() -> None:
 
 
 def test_unknown_drill_lists_the_available_ones() -> None:
-    with pytest.raises(PlanError, match="unknown drill 'db-outtage'.*db-outage, slow-database, error-burst, unready, none"):
+    with pytest.raises(
+        PlanError, match=r"unknown drill 'db-outtage'.*db-outage, slow-database, error-burst, unready, none"
+    ):
         make("db-outtage")
 
 
