@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     alerts = _sources(args)
     expected = [a for a in args.expected.split(",") if a]
-    seen = watch(alerts, args.phase, expected, args.until, args.interval, on_change=print)
+    until: float | Callable[[], float] = args.until
+    if args.effective_file:
+        # Started before the fault: the deadline counts from the fault in effect, once the role writes it.
+        def until() -> float:
+            try:
+                return float(args.effective_file.read_text()) + args.deadline_seconds
+            except (OSError, ValueError):
+                return args.until
+
+    seen = watch(
+        alerts, args.phase, expected, until, args.interval, on_change=lambda line: print(line, flush=True)
+    )
     out = args.dir / f"watch-{args.phase}.json"
     out.write_text(json.dumps(seen) + "\n")
     return 0
@@ -168,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--phase", choices=("fire", "resolve"), required=True)
             s.add_argument("--expected", default="", help="comma-separated alert names")
             s.add_argument("--until", type=float, required=True, help="epoch seconds: stop watching then")
+            s.add_argument(
+                "--effective-file", type=Path, help="file the role writes the fault's in-effect time to"
+            )
+            s.add_argument(
+                "--deadline-seconds", type=float, default=0.0, help="with --effective-file: until = it + this"
+            )
             s.add_argument("--interval", type=float, default=1.0)
     return top
 

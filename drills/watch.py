@@ -47,7 +47,7 @@ def watch(
     alerts: Alerts,
     phase: str,
     expected: list[str],
-    until: float,
+    until: float | Callable[[], float],
     interval: float,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
@@ -55,8 +55,10 @@ def watch(
 ) -> list[dict[str, Any]]:
     """Poll every `interval` seconds until `done` or `until` (epoch seconds); return every snapshot.
 
-    A drill that expects nothing (the control drill) watches until `until`.
+    `until` may be a function, asked at each look (the deadline counts from the fault in effect, which is known
+    only once the watch runs). A drill that expects nothing (the control drill) watches until `until`.
     """
+    deadline = until if callable(until) else (lambda: until)
     seen: list[dict[str, Any]] = []
     last = ""
     while True:
@@ -67,9 +69,9 @@ def watch(
         if on_change and summary != last:
             on_change(f"+{now - seen[0]['t']:.0f}s {summary}")
             last = summary
-        if done(phase, obs, expected) or now >= until:
+        if done(phase, obs, expected) or now >= deadline():
             return seen
-        sleep(max(0.0, min(interval, until - clock())))
+        sleep(max(0.0, min(interval, deadline() - clock())))
 
 
 def _summary(obs: dict[str, Any]) -> str:

@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         run["locust_pid"] = proc.pid
         run_file.write_text(json.dumps(run, indent=2) + "\n")
         code = proc.wait()
-    run.update({"end": time.time(), "locust_exit_code": code})
+    stopped = code == -signal.SIGTERM  # ended early on purpose (--stop)
+    run.update({"end": time.time(), "locust_exit_code": code, "stopped": stopped})
     run_file.write_text(json.dumps(run, indent=2) + "\n")
-    if code not in (0, 1):
+    if code not in (0, 1) and not stopped:
         tail = (args.dir / "locust.log").read_text()[-2000:]
         print(f"Locust stopped with exit code {code}:\n{tail}", file=sys.stderr)
         return code

@@ -40,7 +40,7 @@ def _drills_for_the_test() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    for tool in ("prometheus", "alertmanager", "promtool"):
+    for tool in ("prometheus", "promtool", "prometheus-alertmanager"):  # Debian's name for Alertmanager
         require_binary(tool)
     tmp = tmp_path_factory.mktemp("drill-lab")
     ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
@@ -146,6 +146,28 @@ def check_fault_in_effect(lab: dict[str, Any], report: dict[str, Any], fault: st
     assert times["fault_requested"] <= seen <= times["fault_effective"] + 3
 
 
+# Order matters: the control drill runs first (the db outage leaves the slow-burn ticket firing for minutes).
+def test_control_drill_fires_nothing(lab: dict[str, Any]) -> None:
+    _proc, _run_dir, report = drill(lab, "none")
+    assert report["verdict"] == "pass", report["failures"]
+    assert [name for name, s in report["alerts"].items() if s["fired"]] == []
+    times = report["times"]
+    rng = int(times["ended"] - times["fault_requested"]) + 1
+    assert query(lab["urls"]["prometheus"], f"ALERTS[{rng}s]", time_=times["ended"]) == []
+    assert times["ended"] - times["fault_effective"] >= 15  # it watched for the whole deadline
+
+
+def test_unready_is_caught_by_the_readiness_page_not_by_the_slis(lab: dict[str, Any]) -> None:
+    _proc, _run_dir, report = drill(lab, "unready")
+    assert report["verdict"] == "pass", report["failures"]
+    check_fault_in_effect(lab, report, "force_unready", 1)
+    check_detected(lab, report, "ApiNotReady")
+    # The SLIs saw nothing: no burn-rate alert fired while every replica was unready.
+    burn = [name for name, s in report["alerts"].items() if "Burn" in name and s["fired"]]
+    assert burn == []
+    print(f"unready: {'; '.join(report_lines(report))}")
+
+
 def test_db_outage_pages_on_availability(lab: dict[str, Any]) -> None:
     proc, run_dir, report = drill(lab, "db-outage")
     assert report["verdict"] == "pass", report["failures"]
@@ -160,27 +182,6 @@ def test_db_outage_pages_on_availability(lab: dict[str, Any]) -> None:
     assert f"detect {story['time_to_detect_seconds']:.1f}s" in proc.stdout
     assert (run_dir / "load" / "locust_stats.csv").is_file()  # stress_test's Locust was the load
     print(f"db-outage: {'; '.join(report_lines(report))}")
-
-
-def test_unready_is_caught_by_the_readiness_page_not_by_the_slis(lab: dict[str, Any]) -> None:
-    _proc, _run_dir, report = drill(lab, "unready")
-    assert report["verdict"] == "pass", report["failures"]
-    check_fault_in_effect(lab, report, "force_unready", 1)
-    check_detected(lab, report, "ApiNotReady")
-    # The SLIs saw nothing: no burn-rate alert fired while every replica was unready.
-    burn = [name for name, s in report["alerts"].items() if "Burn" in name and s["fired"]]
-    assert burn == []
-    print(f"unready: {'; '.join(report_lines(report))}")
-
-
-def test_control_drill_fires_nothing(lab: dict[str, Any]) -> None:
-    _proc, _run_dir, report = drill(lab, "none")
-    assert report["verdict"] == "pass", report["failures"]
-    assert [name for name, s in report["alerts"].items() if s["fired"]] == []
-    times = report["times"]
-    rng = int(times["ended"] - times["fault_requested"]) + 1
-    assert query(lab["urls"]["prometheus"], f"ALERTS[{rng}s]", time_=times["ended"]) == []
-    assert times["ended"] - times["fault_effective"] >= 15  # it watched for the whole deadline
 
 
 def test_unknown_drill_lists_the_drills_and_breaks_nothing(lab: dict[str, Any]) -> None:
