@@ -26,7 +26,8 @@ from tests.conftest import ROOT, run_playbook
 from tests.support.prometheus import query, require_binary
 from tests.support.servers import free_port
 
-pytestmark = pytest.mark.slow
+# Bringing the local lab up (site.yml) takes minutes on a busy 2-core machine: the module gets 30 minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DRILLS = yaml.safe_load((ROOT / "group_vars" / "all" / "drills.yml").read_text())["lab_drills"]
 
