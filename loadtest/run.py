@@ -57,10 +57,15 @@ def stop(run_dir: Path, timeout: float = 30.0) -> int:
     pid = run.get("locust_pid")
     if "end" in run or not pid:
         return 0
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    with contextlib.suppress(OSError):
-        if b"locust" in cmdline.read_bytes():
-            os.kill(int(pid), signal.SIGTERM)
+    try:
+        is_locust = b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        is_locust = False
+    if not is_locust:
+        print(f"process {pid} is not the run's Locust any more: nothing to stop")
+        return 0
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if "end" in json.loads(run_file.read_text()):
