@@ -95,7 +95,9 @@ def alert_story(
     pend = next((t for t in pending if t >= times.fault_requested), None)
     story["prometheus_pending_at"] = pend
     if during:
-        first, last = during[0]
+        # Detected at the first firing evaluation; resolved after the last one (an alert may flap in between).
+        first, last = during[0][0], during[-1][1]
+        story["flaps"] = len(during) - 1
         story["prometheus_firing_at"] = first
         story["time_to_detect_seconds"] = first - times.fault_effective
         still = times.ended - last <= 1.5 * eval_s
@@ -146,7 +148,13 @@ def judge(
             )
         elif s.get("alertmanager_seen_at") is None or s["alertmanager_seen_at"] > deadline_at:
             failures.append(f"{name} fired in Prometheus but did not reach Alertmanager within the deadline")
-        elif s.get("prometheus_resolved_at") is None:
+        if s.get("flaps"):
+            notes.append(
+                f"{name} stopped firing and fired again {s['flaps']} time(s) before it resolved (flapping)"
+            )
+        if failures and failures[-1].startswith(name):
+            continue
+        if s.get("prometheus_resolved_at") is None:
             notes.append(
                 f"{name} was still firing when the drill ended ({drill['resolve_deadline_seconds']}s after the baseline)"
             )

@@ -165,3 +165,16 @@ def test_recorded_drills_judge_the_same(name: str) -> None:
         first = min(t for t in samples if t >= times.fault_requested)
         assert story["time_to_detect_seconds"] == pytest.approx(first - times.fault_effective)
         assert 0 < story["time_to_detect_seconds"] <= report["drill"]["deadline_seconds"]
+        last = max(samples)
+        assert story["time_to_resolve_seconds"] == pytest.approx(last + 1.0 - times.restore_effective)
+        assert story["time_to_resolve_seconds"] > 0
+
+
+def test_a_flapping_alert_is_detected_at_its_first_and_resolved_after_its_last_evaluation() -> None:
+    samples = {
+        "ApiAvailabilityFastBurn": {"severity": "page", "firing": [1018.0, *range(1020, 1045)], "pending": []}
+    }
+    story = judge(DRILL, samples, WATCH, TIMES, eval_s=1.0)["alerts"]["ApiAvailabilityFastBurn"]
+    assert story["flaps"] == 1
+    assert story["time_to_detect_seconds"] == 4
+    assert story["time_to_resolve_seconds"] == 11
