@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -185,3 +186,45 @@ def test_a_second_deploy_restores_the_baseline_without_restarting(lab: dict) -> 
         time.sleep(0.2)
     assert _fault_values(_metrics(lab["api"]))["users_error_rate"] == {0.0}
     assert lab["master"]() == master
+
+
+def test_the_stress_fault_window_switches_at_run_time(lab: dict) -> None:
+    """playbooks/stress.yml with its fault window: the error burst goes on and off through the same entry point,
+    the API is never restarted, and fault.json records when each switch was in effect on every worker."""
+    master = lab["master"]()
+    workers = worker_pids(master)
+    run = {
+        "stress_test_shape": "steady",
+        "stress_test_users": 4,
+        "stress_test_spawn_rate": 4,
+        "stress_test_duration": "24s",
+        "stress_test_wait_min_seconds": 0.05,
+        "stress_test_wait_max_seconds": 0.2,
+        "stress_test_progress_interval": 4,
+        "stress_test_settle_timeout": 30,
+        "stress_test_fault_enabled": True,
+        "stress_test_fault_start": "6s",
+        "stress_test_fault_duration": "8s",
+        "stress_test_fault_settings": {"users_error_rate": 1},
+    }
+    proc = lab["run"]("stress.yml", "-e", json.dumps(run))
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    latest = Path(lab["faults_file"]).parents[1] / "reports" / "latest"
+    window = json.loads((latest / "fault.json").read_text())
+    assert window["settings"] == {"users_error_rate": 1}
+    assert window["on"] <= window["on_effective"] < window["off"] <= window["off_effective"]
+    on_took, off_took = window["on_effective"] - window["on"], window["off_effective"] - window["off"]
+    print(f"\nstress fault window: on in effect after {on_took:.2f} s, off after {off_took:.2f} s")
+    assert on_took <= 10
+    assert off_took <= 10
+    # The burst really hit /api/users during the window, counted as injected errors, and the API was not restarted.
+    injected = re.findall(
+        r'^app_error_count_total\{endpoint="/api/users",error_type="injected_error"\} (\S+)$',
+        _metrics(lab["api"]),
+        re.M,
+    )
+    assert injected
+    assert float(injected[0]) > 0
+    assert lab["master"]() == master
+    assert worker_pids(master) == workers
+    assert _fault_values(_metrics(lab["api"]))["users_error_rate"] == {0.0}
