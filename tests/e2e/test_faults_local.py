@@ -25,7 +25,7 @@ from tests.conftest import BIN, ROOT, ansible_env
 from tests.support.prometheus import query, wait_for_series
 from tests.support.servers import free_port, worker_pids
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # site.yml on a busy 2-core machine takes minutes
 
 
 def _status(url: str) -> tuple[int, dict]:
