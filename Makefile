@@ -42,7 +42,7 @@ venv: $(VENV)/.lab-stamp ## Create the lab virtualenv (ansible, kubernetes clien
 dev-venv: $(VENV)/.dev-stamp ## Create the virtualenv with every test tool
 checkov-venv: $(CHECKOV_VENV)/.stamp ## Create checkov's own virtualenv (security scan of the rendered manifests)
 
-.PHONY: lab stress drill teardown render
+.PHONY: lab stress drill teardown render faults
 lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
 	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
 
@@ -57,6 +57,9 @@ stress: $(VENV)/.stress-stamp ## Stress-test the lab and print the SLO verdict (
 DRILL ?=
 drill: $(VENV)/.stress-stamp ## Run an incident drill: make drill DRILL=db-outage (playbooks/drill.yml, docs/drills.md)
 	$(BIN)/ansible-playbook playbooks/drill.yml -e 'drill=$(DRILL)' $(ARGS)
+
+faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}' (none = baseline)
+	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(FAULTS),-e '{"faults": $(FAULTS)}') $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)
 	$(BIN)/ansible-playbook playbooks/teardown.yml $(ARGS)

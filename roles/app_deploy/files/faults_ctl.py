@@ -82,7 +82,7 @@ def lagging(
         problems.append(f"{len(workers)} of {count} workers report app_fault")
     for pid, values in sorted(workers.items()):
         wrong = [
-            f"{name}={values.get((family, name))}"
+            f"{name if family == 'app_fault' else f'latency_route[{name}]'}={values.get((family, name))}"
             for (family, name), want in expected.items()
             if values.get((family, name)) != want
         ]
