@@ -44,7 +44,7 @@ venv: $(VENV)/.lab-stamp ## Create the lab virtualenv (ansible, kubernetes clien
 dev-venv: $(VENV)/.dev-stamp ## Create the virtualenv with every test tool
 checkov-venv: $(CHECKOV_VENV)/.stamp ## Create checkov's own virtualenv (security scan of the rendered manifests)
 
-.PHONY: lab stress teardown render
+.PHONY: lab stress drill teardown render faults
 lab: venv ## Bring the lab up (ansible-playbook playbooks/site.yml)
 	$(BIN)/ansible-playbook playbooks/site.yml $(ARGS)
 
@@ -55,6 +55,13 @@ $(VENV)/.stress-stamp: $(VENV)/.lab-stamp loadtest/requirements.txt
 
 stress: $(VENV)/.stress-stamp ## Capacity search: raise the load until an SLO breaks, then the verdict and report.html (ARGS="-e stress_test_shape=steady" = gentle run)
 	$(BIN)/ansible-playbook playbooks/stress.yml $(ARGS)
+
+DRILL ?=
+drill: $(VENV)/.stress-stamp ## Run an incident drill: make drill DRILL=db-outage (playbooks/drill.yml, docs/drills.md)
+	$(BIN)/ansible-playbook playbooks/drill.yml -e 'drill=$(DRILL)' $(ARGS)
+
+faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}' (none = baseline)
+	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(FAULTS),-e '{"faults": $(FAULTS)}') $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)
 	$(BIN)/ansible-playbook playbooks/teardown.yml $(ARGS)

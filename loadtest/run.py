@@ -6,13 +6,19 @@ role with the run's settings), writes Locust's output to ``<dir>/locust.log``, i
 ``<dir>/locust_*.csv`` and its HTML report to ``<dir>/locust.html``.
 Exit status: 0 when Locust ran to the end (its exit code 1 only means some requests failed, which the report
 judges from Prometheus), Locust's own code otherwise.
+
+``python -m loadtest.run --dir <report dir> --stop`` ends a run early (the drills' background load): it sends
+SIGTERM to the Locust process recorded in run.json (``locust_pid``, only if that process is still Locust) and
+waits until Locust has written its reports and the run's end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,23 +50,61 @@ def locust_command(out: Path, host: str, processes: int, locustfile: Path = LOCU
     return cmd
 
 
+def stop(run_dir: Path, timeout: float = 30.0) -> int:
+    """End the run recorded in run_dir early: SIGTERM to its Locust, then wait for the run's end."""
+    run_file = run_dir / "run.json"
+    run = json.loads(run_file.read_text()) if run_file.exists() else {}
+    pid = run.get("locust_pid")
+    if "end" in run or not pid:
+        return 0
+    try:
+        is_locust = b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        is_locust = False
+    if not is_locust:
+        print(f"process {pid} is not the run's Locust any more: nothing to stop")
+        return 0
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "end" in json.loads(run_file.read_text()):
+            return 0
+        time.sleep(0.5)
+    print(f"Locust (pid {pid}) did not end within {timeout:.0f}s of SIGTERM", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--host", required=True)
+    parser.add_argument("--host")
     parser.add_argument("--processes", type=int, default=1, help="Locust processes (-1 = one per core)")
+    parser.add_argument("--stop", action="store_true", help="end the run in --dir early")
     args = parser.parse_args(argv)
+    if args.stop:
+        return stop(args.dir)
+    if not args.host:
+        parser.error("--host is required to start a run")
     run_file = args.dir / "run.json"
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
     cmd = locust_command(args.dir, args.host, args.processes)
     run.update({"start": time.time(), "locust_command": cmd, "locust_csv_prefix": str(args.dir / "locust")})
     run_file.write_text(json.dumps(run, indent=2) + "\n")
     with (args.dir / "locust.log").open("w") as log:
-        env = {**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json")}
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    run.update({"end": time.time(), "locust_exit_code": code})
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json")},
+        )
+        run["locust_pid"] = proc.pid
+        run_file.write_text(json.dumps(run, indent=2) + "\n")
+        code = proc.wait()
+    stopped = code == -signal.SIGTERM  # ended early on purpose (--stop)
+    run.update({"end": time.time(), "locust_exit_code": code, "stopped": stopped})
     run_file.write_text(json.dumps(run, indent=2) + "\n")
-    if code not in (0, 1):
+    if code not in (0, 1) and not stopped:
         tail = (args.dir / "locust.log").read_text()[-2000:]
         print(f"Locust stopped with exit code {code}:\n{tail}", file=sys.stderr)
         return code

@@ -38,8 +38,14 @@ MIXED = HERE / "mixed.lua"
 BARE_SPEC = "bench.bare:app"
 
 
+BASELINE_FAULTS = {"db_failure_rate": 0.05}
+
+
 @contextmanager
 def server(tmp: Path, name: str, **kwargs: object) -> Iterator[Server]:
+    # The lab's baseline faults (5% simulated query failures), re-read at the production interval.
+    kwargs.setdefault("faults", BASELINE_FAULTS)
+    kwargs["env"] = {"APP_FAULTS_POLL_SECONDS": "1", **(kwargs.get("env") or {})}  # type: ignore[dict-item]
     srv = start_app(tmp / name, **kwargs)  # type: ignore[arg-type]
     try:
         yield srv

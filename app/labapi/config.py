@@ -15,8 +15,6 @@ from pathlib import Path
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 _BIND_RE = re.compile(r"^(unix:/\S+|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):\d{1,5})$")
 
 
@@ -35,9 +33,8 @@ class Settings:
     latency_slo_seconds: float = 0.3
     max_body_bytes: int = 65536
     db_retries: int = 1
-    db_failure_rate: float = 0.05
-    extra_latency_ms: int = 0
-    force_unready: bool = False
+    faults_file: Path | None = None
+    faults_poll_seconds: float = 1.0
     bind: str = "127.0.0.1:8000"  # the image and the manifests set 0.0.0.0:8000 explicitly
     workers: int = 2
     worker_connections: int = 1000
@@ -71,15 +68,6 @@ def _choice(choices: tuple[str, ...], *, upper: bool = False) -> Callable[[str],
     return parse
 
 
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError("true or false (also 1/0, yes/no, on/off)")
-
-
 def _bind(raw: str) -> str:
     value = raw.strip()
     if not _BIND_RE.match(value) or (not value.startswith("unix:") and int(value.rsplit(":", 1)[1]) > 65535):
@@ -91,6 +79,24 @@ def _directory(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("a directory path (required; the process must be able to write to it)")
     return Path(raw.strip())
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw.strip())
+    if not path.is_absolute():
+        raise ValueError("an absolute file path (the fault document; it need not exist yet)")
+    if path.is_dir():
+        raise ValueError("a file path, not a directory (the fault document)")
+    return path
+
+
+# Former settings, now keys of the fault document (labapi.faults): refusing them at start-up keeps an
+# old configuration from silently losing its faults.
+RETIRED: dict[str, str] = {
+    "APP_DB_FAILURE_RATE": "db_failure_rate",
+    "APP_EXTRA_LATENCY_MS": "extra_latency_ms",
+    "APP_FORCE_UNREADY": "force_unready",
+}
 
 
 # variable name -> (Settings field, parser). Parsers raise ValueError("<what is accepted>").
@@ -107,12 +113,11 @@ _SPEC: dict[str, tuple[str, Callable[[str], object]]] = {
         _number(int, 1, 100 * 1024 * 1024, "an integer from 1 to 104857600"),
     ),
     "APP_DB_RETRIES": ("db_retries", _number(int, 0, 5, "an integer from 0 to 5")),
-    "APP_DB_FAILURE_RATE": ("db_failure_rate", _number(float, 0, 1, "a number from 0 to 1")),
-    "APP_EXTRA_LATENCY_MS": (
-        "extra_latency_ms",
-        _number(int, 0, 60000, "an integer number of ms from 0 to 60000"),
+    "APP_FAULTS_FILE": ("faults_file", _file),
+    "APP_FAULTS_POLL_SECONDS": (
+        "faults_poll_seconds",
+        _number(float, 0.1, 60, "a number of seconds from 0.1 to 60"),
     ),
-    "APP_FORCE_UNREADY": ("force_unready", _bool),
     "APP_BIND": ("bind", _bind),
     "APP_WORKERS": ("workers", _number(int, 1, 64, "an integer from 1 to 64")),
     "APP_WORKER_CONNECTIONS": ("worker_connections", _number(int, 1, 100000, "an integer from 1 to 100000")),
@@ -159,6 +164,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[field] = parse(raw)
         except ValueError as exc:
             errors.append(f"{name}={raw!r} is invalid: expected {exc}")
+    for name, key in RETIRED.items():
+        if name in env:
+            errors.append(
+                f"{name} is no longer a setting: faults are switched at run time in the fault document "
+                f"(APP_FAULTS_FILE, key {key}; see app/README.md)"
+            )
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     return Settings(**values)  # type: ignore[arg-type]

@@ -22,11 +22,13 @@ from flask import Flask, Response, request
 from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
+from labapi.faults import LATENCY_ROUTES, ROUTE_ALL, Faults, FaultState
 from labapi.flask_app import LabFlask
 from labapi.json_provider import CompactJSONProvider
 from labapi.logging_setup import configure_logging
 from labapi.metrics import (
     ERROR_DB_FAILURE,
+    FaultMetrics,
     Metrics,
     MetricsRoute,
     metrics_wsgi_app,
@@ -73,16 +75,18 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
 
     metrics = Metrics(settings.latency_slo_seconds)
     database = SimulatedDatabase(
-        failure_rate=settings.db_failure_rate,
+        failure_rate=0.0,
         retries=settings.db_retries,
         on_failure=lambda: metrics.count_error(ERROR_DB_FAILURE, "/api/users"),
     )
+    faults = _fault_state(settings, database)
     app.extensions["labapi.metrics"] = metrics
     app.extensions["labapi.db"] = database
+    app.extensions["labapi.faults"] = faults
 
     app.register_blueprint(api.bp)
     app.extensions[api.USERS_BODY_KEY] = api.serialize_users(app)
-    api.add_extra_latency(app, settings.extra_latency_ms)
+    api.add_fault_latency(app, faults)
     app.register_blueprint(health.bp)
     register_error_handlers(app, metrics)
 
@@ -100,12 +104,32 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
     )
     app.wsgi_app = MetricsRoute(observed, metrics_endpoint)  # type: ignore[method-assign]
     logger.info(
-        "labapi ready: log_format=%s sample_rate=%s slo=%ss db_failure_rate=%s retries=%s extra_latency_ms=%s",
+        "labapi ready: log_format=%s sample_rate=%s slo=%ss retries=%s faults_file=%s (every %ss)",
         settings.log_format,
         settings.access_log_sample_rate,
         settings.latency_slo_seconds,
-        settings.db_failure_rate,
         settings.db_retries,
-        settings.extra_latency_ms,
+        settings.faults_file,
+        settings.faults_poll_seconds,
     )
+    faults.start()
     return app
+
+
+def _fault_state(settings: Settings, database: SimulatedDatabase) -> FaultState:
+    """The worker's faults: read now (the first request sees them), then watched in the background."""
+    fault_metrics = FaultMetrics(LATENCY_ROUTES, ROUTE_ALL)
+
+    def apply(faults: Faults) -> None:
+        database.failure_rate = faults.db_failure_rate
+        fault_metrics.show(faults.gauges(), faults.extra_latency_route, state.applied_at)
+
+    state = FaultState(
+        settings.faults_file,
+        claim_dir=settings.multiproc_dir,
+        poll_seconds=settings.faults_poll_seconds,
+        on_apply=apply,
+        on_reject=fault_metrics.count_reload_error,
+    )
+    state.load_initial()
+    return state

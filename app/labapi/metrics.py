@@ -36,6 +36,7 @@ ERROR_DB_UNAVAILABLE = "db_unavailable"  # every attempt failed: the user got a 
 ERROR_CLIENT = "client_error"  # GET /api/error?type=client (400)
 ERROR_SERVER = "server_error"  # GET /api/error (500)
 ERROR_UNHANDLED = "unhandled_exception"  # any other exception turned into a JSON 500
+ERROR_INJECTED = "injected_error"  # the users_error_rate fault answered GET /api/users with a 500
 
 
 def multiprocess_mode_active() -> bool:
@@ -113,6 +114,59 @@ class Metrics:
         if counter is None:
             counter = self._errors[key] = self.error_count.labels(error_type, endpoint)
         counter.inc()
+
+
+class FaultMetrics:
+    """The faults in effect (labapi.faults), per worker.
+
+    Gauges in multiprocess mode `liveall`: one series per live worker (label `pid`), dropped when the
+    worker exits (child_exit). A worker that has not applied a change yet therefore shows as a series
+    with the old value, which is what a caller waiting for "in effect everywhere" must see; `max`,
+    `min` or `mostrecent` would hide it. Dashboards aggregate with max by (fault).
+    """
+
+    def __init__(self, routes: Iterable[str], route_all: str) -> None:
+        self.fault = Gauge(
+            "app_fault",
+            "Fault in effect in this worker (rate 0-1, extra latency in ms, force_unready 0/1)",
+            ["fault"],
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+        self.latency_route = Gauge(
+            "app_fault_latency_route",
+            "1 for the route extra_latency_ms applies to (all = every /api/* route), 0 for the others",
+            ["route"],
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+        self.applied = Gauge(
+            "app_faults_applied_timestamp_seconds",
+            "When this worker put its current fault document in effect (Unix time)",
+            registry=None,
+            multiprocess_mode="liveall",
+        )
+        self.reload_errors = Counter(
+            "app_fault_reload_errors",
+            "Fault documents rejected (invalid: bad YAML, key or value; unreadable: the file cannot be read)",
+            ["reason"],
+            registry=None,
+        )
+        self._routes = (route_all, *routes)
+        self._route_all = route_all
+        for reason in ("invalid", "unreadable"):
+            self.reload_errors.labels(reason)  # present at 0: rate() and dashboards need the series
+
+    def show(self, gauges: dict[str, float], route: str, applied_at: float) -> None:
+        for name, value in gauges.items():
+            self.fault.labels(name).set(value)
+        selected = route or self._route_all
+        for candidate in self._routes:
+            self.latency_route.labels(candidate).set(1.0 if candidate == selected else 0.0)
+        self.applied.set(applied_at)
+
+    def count_reload_error(self, reason: str) -> None:
+        self.reload_errors.labels(reason).inc()
 
 
 def multiprocess_registry(path: Path) -> CollectorRegistry:

@@ -13,7 +13,7 @@ import json
 import os
 import random
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,14 +30,15 @@ from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
 from labapi import create_app  # noqa: E402
 from labapi.config import Settings  # noqa: E402
+from labapi.faults import FaultState  # noqa: E402
 from labapi.metrics import multiprocess_registry  # noqa: E402
 
 MULTIPROC_DIR = _MULTIPROC_DIR
 
 
 def make_settings(**overrides: object) -> Settings:
-    """Test defaults: no simulated failures, everything logged; override any field."""
-    base = Settings(multiproc_dir=MULTIPROC_DIR, db_failure_rate=0.0, access_log_sample_rate=1.0)
+    """Test defaults: no faults, everything logged; override any field."""
+    base = Settings(multiproc_dir=MULTIPROC_DIR, access_log_sample_rate=1.0)
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -53,7 +54,13 @@ class ClosingClient(FlaskClient):
 class LabApp:
     """An app built in-process, its test client and its captured log lines."""
 
-    def __init__(self, settings: Settings, *, fast_db: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, fast_db: bool = True, faults: dict[str, object] | None = None
+    ) -> None:
+        if faults is not None:
+            path = Path(tempfile.mkdtemp(prefix="labapi-test-faults-")) / "faults.yaml"
+            path.write_text(json.dumps(faults))
+            settings = replace(settings, faults_file=path)
         self.settings = settings
         self.log = io.StringIO()
         self.app: Flask = create_app(settings, log_stream=self.log)
@@ -64,6 +71,19 @@ class LabApp:
             database.rng = random.Random(1234)
         self.app.test_client_class = ClosingClient
         self.client: FlaskClient = self.app.test_client()
+
+    @property
+    def faults(self) -> FaultState:
+        return self.app.extensions["labapi.faults"]
+
+    def set_faults(self, document: object) -> bool:
+        """Replace the fault document (atomically, as the lab does) and re-read it now."""
+        path = self.settings.faults_file
+        assert path is not None, "build the app with faults={...} to give it a fault document"
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(document if isinstance(document, str) else json.dumps(document))
+        temporary.replace(path)
+        return self.faults.check()
 
     def log_lines(self) -> list[str]:
         return [line for line in self.log.getvalue().splitlines() if line.strip()]
@@ -76,11 +96,17 @@ class LabApp:
 
 
 @pytest.fixture
-def lab_factory() -> Callable[..., LabApp]:
-    def factory(fast_db: bool = True, **overrides: object) -> LabApp:
-        return LabApp(make_settings(**overrides), fast_db=fast_db)
+def lab_factory() -> Iterator[Callable[..., LabApp]]:
+    built: list[LabApp] = []
 
-    return factory
+    def factory(fast_db: bool = True, faults: dict[str, object] | None = None, **overrides: object) -> LabApp:
+        lab = LabApp(make_settings(**overrides), fast_db=fast_db, faults=faults)
+        built.append(lab)
+        return lab
+
+    yield factory
+    for lab in built:  # stop the fault watchers (background threads) of this test's apps
+        lab.faults.stop()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_users_returns_the_sample_users(lab):
 
 
 def test_users_retries_a_failed_query(lab_factory):
-    lab = lab_factory(db_failure_rate=0.5, db_retries=1)
+    lab = lab_factory(faults={"db_failure_rate": 0.5}, db_retries=1)
     database = lab.app.extensions["labapi.db"]
     outcomes = iter([False, True])  # first attempt fails, the retry succeeds
     database._attempt = lambda: next(outcomes)
@@ -42,7 +42,7 @@ def test_users_retries_a_failed_query(lab_factory):
 
 
 def test_users_gives_a_json_503_when_every_attempt_fails(lab_factory):
-    lab = lab_factory(db_failure_rate=1.0, db_retries=2)
+    lab = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=2)
     response = lab.client.get("/api/users")
     assert_json_error(response, 503, "database")
     errors = [r for r in lab.json_logs() if r.get("message") == "Database connection timeout occurred"]
@@ -50,7 +50,7 @@ def test_users_gives_a_json_503_when_every_attempt_fails(lab_factory):
 
 
 def test_users_availability_with_the_seed_failure_rate_meets_the_slo(lab_factory):
-    lab = lab_factory(db_failure_rate=0.05, db_retries=1, access_log_sample_rate=0.0)
+    lab = lab_factory(faults={"db_failure_rate": 0.05}, db_retries=1, access_log_sample_rate=0.0)
     statuses = [lab.client.get("/api/users").status_code for _ in range(2000)]
     failures = sum(status != 200 for status in statuses)
     # each attempt fails 5% of the time, so ~0.25% of requests fail: well inside a 99.5% SLO
@@ -59,7 +59,7 @@ def test_users_availability_with_the_seed_failure_rate_meets_the_slo(lab_factory
 
 
 def test_extra_latency_fault_delays_api_requests(lab_factory):
-    lab = lab_factory(extra_latency_ms=60)
+    lab = lab_factory(faults={"extra_latency_ms": 60})
     response = lab.client.get("/api/error?type=client")
     assert response.status_code == 400
     access = lab.access_logs()[-1]
@@ -123,13 +123,13 @@ def test_readiness_ready(lab):
 
 
 def test_readiness_forced_down(lab_factory):
-    response = lab_factory(force_unready=True).client.get("/health/readiness")
+    response = lab_factory(faults={"force_unready": True}).client.get("/health/readiness")
     assert response.status_code == 503
     assert response.get_json()["failing"] == ["forced"]
 
 
 def test_readiness_names_the_database_when_it_is_down(lab_factory):
-    response = lab_factory(db_failure_rate=1.0).client.get("/health/readiness")
+    response = lab_factory(faults={"db_failure_rate": 1.0}).client.get("/health/readiness")
     assert response.status_code == 503
     assert response.get_json()["failing"] == ["database"]
 
@@ -218,7 +218,7 @@ def test_users_body_is_byte_for_byte_what_jsonify_gives(lab):
 
 
 def test_users_query_still_waits_and_fails_like_fetch_users(lab_factory):
-    lab = lab_factory(db_failure_rate=1.0, db_retries=0)
+    lab = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=0)
     database = lab.app.extensions["labapi.db"]
     slept: list[float] = []
     database.sleep = slept.append

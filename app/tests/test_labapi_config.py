@@ -20,9 +20,8 @@ def test_defaults_match_the_contract():
         latency_slo_seconds=0.3,
         max_body_bytes=65536,
         db_retries=1,
-        db_failure_rate=0.05,
-        extra_latency_ms=0,
-        force_unready=False,
+        faults_file=None,
+        faults_poll_seconds=1.0,
         bind="127.0.0.1:8000",  # loopback unless told otherwise: the image and manifests set 0.0.0.0
         workers=2,
         worker_connections=1000,
@@ -45,9 +44,8 @@ def test_every_contract_variable_is_read():
         "APP_LATENCY_SLO_SECONDS",
         "APP_MAX_BODY_BYTES",
         "APP_DB_RETRIES",
-        "APP_DB_FAILURE_RATE",
-        "APP_EXTRA_LATENCY_MS",
-        "APP_FORCE_UNREADY",
+        "APP_FAULTS_FILE",
+        "APP_FAULTS_POLL_SECONDS",
         "APP_BIND",
         "APP_WORKERS",
         "APP_WORKER_CONNECTIONS",
@@ -67,10 +65,8 @@ def test_every_contract_variable_is_read():
         ("APP_LATENCY_SLO_SECONDS", "0.5", "latency_slo_seconds", 0.5),
         ("APP_MAX_BODY_BYTES", "1024", "max_body_bytes", 1024),
         ("APP_DB_RETRIES", "0", "db_retries", 0),
-        ("APP_DB_FAILURE_RATE", "1", "db_failure_rate", 1.0),
-        ("APP_EXTRA_LATENCY_MS", "250", "extra_latency_ms", 250),
-        ("APP_FORCE_UNREADY", "True", "force_unready", True),
-        ("APP_FORCE_UNREADY", "0", "force_unready", False),
+        ("APP_FAULTS_FILE", "/run/lab/faults.yaml", "faults_file", Path("/run/lab/faults.yaml")),
+        ("APP_FAULTS_POLL_SECONDS", "0.25", "faults_poll_seconds", 0.25),
         ("APP_BIND", "127.0.0.1:18000", "bind", "127.0.0.1:18000"),
         ("APP_BIND", "[::]:8000", "bind", "[::]:8000"),
         ("APP_BIND", "unix:/run/app.sock", "bind", "unix:/run/app.sock"),
@@ -98,10 +94,10 @@ def test_valid_values(name, value, field, expected):
         ("APP_MAX_BODY_BYTES", "0", "integer from 1"),
         ("APP_DB_RETRIES", "-1", "0 to 5"),
         ("APP_DB_RETRIES", "1.5", "0 to 5"),
-        ("APP_DB_FAILURE_RATE", "5%", "from 0 to 1"),
-        ("APP_DB_FAILURE_RATE", "nan", "from 0 to 1"),
-        ("APP_EXTRA_LATENCY_MS", "-5", "0 to 60000"),
-        ("APP_FORCE_UNREADY", "maybe", "true or false"),
+        ("APP_FAULTS_FILE", "faults.yaml", "absolute file path"),
+        ("APP_FAULTS_FILE", "/tmp", "not a directory"),
+        ("APP_FAULTS_POLL_SECONDS", "0", "0.1 to 60"),
+        ("APP_FAULTS_POLL_SECONDS", "often", "0.1 to 60"),
         ("APP_BIND", "8000", "HOST:PORT"),
         ("APP_BIND", "0.0.0.0:99999", "HOST:PORT"),
         ("APP_BIND", "host:port", "HOST:PORT"),
@@ -140,3 +136,19 @@ def test_empty_values_mean_the_default():
 def test_app_refuses_a_metrics_dir_prometheus_client_does_not_write_to(lab_factory, tmp_path):
     with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR"):
         lab_factory(multiproc_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("APP_DB_FAILURE_RATE", "db_failure_rate"),
+        ("APP_EXTRA_LATENCY_MS", "extra_latency_ms"),
+        ("APP_FORCE_UNREADY", "force_unready"),
+    ],
+)
+def test_retired_fault_settings_stop_the_start_and_point_at_the_fault_document(name, key):
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({**BASE, name: "0"})
+    message = str(excinfo.value)
+    assert f"{name} is no longer a setting" in message
+    assert f"APP_FAULTS_FILE, key {key}" in message

@@ -64,7 +64,7 @@ def wait_until(predicate, timeout: float, what: str) -> None:
 
 @pytest.mark.timeout(120)
 def test_counts_across_workers_equal_the_traffic_sent(tmp_path):
-    with start_app(tmp_path, workers=3, env={"APP_DB_FAILURE_RATE": "0"}) as server:
+    with start_app(tmp_path, workers=3) as server:
         wait_until(lambda: len(worker_pids(server.pid)) == 3, 20, "three workers")
 
         def users(_i: int) -> int:
@@ -109,8 +109,7 @@ def test_counts_across_workers_equal_the_traffic_sent(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_a_killed_worker_never_makes_counters_go_backwards(tmp_path):
-    env = {"APP_DB_FAILURE_RATE": "0", "APP_EXTRA_LATENCY_MS": "100"}
-    with start_app(tmp_path, workers=2, env=env) as server:
+    with start_app(tmp_path, workers=2, faults={"extra_latency_ms": 100}) as server:
         stop = threading.Event()
         outcomes: list[int | str] = []
         totals: list[float] = []
@@ -165,13 +164,8 @@ def test_a_killed_worker_never_makes_counters_go_backwards(tmp_path):
 @pytest.mark.timeout(120)
 def test_sigterm_drains_then_finishes_in_flight_requests(tmp_path):
     drain = 2.0
-    env = {
-        "APP_DB_FAILURE_RATE": "0",
-        "APP_EXTRA_LATENCY_MS": "400",
-        "APP_SHUTDOWN_DRAIN_SECONDS": str(drain),
-        "APP_GRACEFUL_TIMEOUT": "20",
-    }
-    server = start_app(tmp_path, workers=2, env=env)
+    env = {"APP_SHUTDOWN_DRAIN_SECONDS": str(drain), "APP_GRACEFUL_TIMEOUT": "20"}
+    server = start_app(tmp_path, workers=2, env=env, faults={"extra_latency_ms": 400})
     stop = threading.Event()
     # (started, ended, outcome): keeps sending until the server stops accepting connections
     eager: list[tuple[float, float, int | str]] = []
@@ -258,7 +252,11 @@ def test_oversized_chunked_body_is_a_json_413(tmp_path):
     ("env", "expected"),
     [
         ({"APP_WORKERS": "zero"}, "APP_WORKERS='zero' is invalid: expected an integer from 1 to 64"),
-        ({"APP_DB_FAILURE_RATE": "5%"}, "APP_DB_FAILURE_RATE='5%' is invalid: expected a number from 0 to 1"),
+        (
+            {"APP_FAULTS_POLL_SECONDS": "0"},
+            "APP_FAULTS_POLL_SECONDS='0' is invalid: expected a number of seconds from 0.1",
+        ),
+        ({"APP_DB_FAILURE_RATE": "0.5"}, "APP_DB_FAILURE_RATE is no longer a setting"),
         ({"PROMETHEUS_MULTIPROC_DIR": None}, "PROMETHEUS_MULTIPROC_DIR is not set"),
     ],
 )

@@ -37,7 +37,7 @@ def test_text_format_is_the_seeds(lab_factory):
 
 
 def test_request_id_is_echoed_and_in_the_error_lines(lab_factory):
-    lab = lab_factory(db_failure_rate=1.0, db_retries=0)
+    lab = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=0)
     response = lab.client.get("/api/users", headers={"X-Request-ID": "abc-DEF_1.2:3"})
     assert response.headers["X-Request-ID"] == "abc-DEF_1.2:3"
     mine = [r for r in lab.json_logs() if r.get("request_id") == "abc-DEF_1.2:3"]
@@ -75,7 +75,7 @@ def test_failed_requests_are_always_logged_and_good_ones_sampled(lab_factory):
 
 
 def test_slow_requests_are_always_logged(lab_factory):
-    lab = lab_factory(access_log_sample_rate=0.0, latency_slo_seconds=0.01, extra_latency_ms=20)
+    lab = lab_factory(faults={"extra_latency_ms": 20}, access_log_sample_rate=0.0, latency_slo_seconds=0.01)
     lab.client.get("/api/users")
     lab.client.get("/health/liveness")  # fast: not logged
     access = lab.access_logs()

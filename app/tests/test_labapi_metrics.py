@@ -62,7 +62,7 @@ def test_errors_are_counted_by_type(lab_factory, metric):
     lab.client.get("/api/error?type=client")
     lab.client.get("/api/error")
     lab.client.get("/api/error")
-    down = lab_factory(db_failure_rate=1.0, db_retries=1)
+    down = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=1)
     down.client.get("/api/users")  # two failed attempts, one user-visible failure
     assert errors("client_error", "/api/error") == before[0] + 1
     assert errors("server_error", "/api/error") == before[1] + 2
@@ -112,7 +112,7 @@ def test_latency_histogram_has_the_slo_bucket(lab):
 
 
 def test_latency_is_observed_in_the_right_bucket(lab_factory, metric):
-    lab = lab_factory(extra_latency_ms=120)
+    lab = lab_factory(faults={"extra_latency_ms": 120})
     labels = {"endpoint": "/api/error", "method": "GET"}
     below = metric("app_request_latency_seconds_bucket", {**labels, "le": "0.1"})
     within = metric("app_request_latency_seconds_bucket", {**labels, "le": "0.15"})

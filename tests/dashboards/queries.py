@@ -48,11 +48,16 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def queries(file_name: str, dashboard: dict[str, Any]) -> Iterator[Query]:
-    """Every target of every panel, with the target's (or the panel's) data source uid."""
+    """Every target of every panel, with the target's (or the panel's) data source uid, and every annotation
+    query (panel "annotation <name>")."""
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
             ds = (target.get("datasource") or panel.get("datasource") or {}).get("uid", "")
             yield Query(file_name, panel["title"], target.get("refId", "?"), ds, target["expr"])
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            ds = annotation["datasource"]["uid"]
+            yield Query(file_name, f"annotation {annotation['name']}", "annotation", ds, annotation["expr"])
 
 
 def variable_queries(file_name: str, dashboard: dict[str, Any]) -> Iterator[Query]:

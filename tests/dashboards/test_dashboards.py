@@ -28,6 +28,8 @@ APP_METRICS = {
     "app_request_latency_seconds_bucket",
     "app_request_latency_seconds_count",
     "app_active_requests",
+    "app_fault",
+    "app_faults_applied_timestamp_seconds",
 }
 CADVISOR_METRICS = {
     "container_cpu_usage_seconds_total",
@@ -198,6 +200,20 @@ def test_slo_dashboard_labels_the_budget_with_the_window_it_covers(
         assert len(coverage) == 1, slo
         assert coverage[0]["title"].endswith("SLO window covered by data")
         assert coverage[0]["fieldConfig"]["defaults"]["unit"] == "dtdurations"
+
+
+def test_overview_and_slo_dashboards_show_the_faults_in_effect(dashboards: dict[str, dict[str, Any]]) -> None:
+    """A trainee sees when an incident started: a band of app_fault at the top, and an annotation per switch."""
+    for name in ("api-overview.json", "api-slo.json"):
+        dashboard = dashboards[name]
+        top = min(panels(dashboard), key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"]))
+        assert top["type"] == "state-timeline", name
+        assert "max by (fault) (app_fault{" in top["targets"][0]["expr"], name
+        annotations = [a for a in dashboard["annotations"]["list"] if a.get("expr")]
+        assert [a["name"] for a in annotations] == ["Fault switches"], name
+        assert "app_faults_applied_timestamp_seconds" in annotations[0]["expr"]
+        assert annotations[0]["enable"] is True
+        assert annotations[0]["datasource"]["uid"] == PROMETHEUS_UID
 
 
 def test_provisioning(provisioning_default: Path) -> None:

@@ -2,7 +2,8 @@
 
 Every PromQL panel query and template variable of every dashboard returns data, every recording rule
 produces a value, nothing fires at rest, and traffic to /api/error fires the fast-burn page (which fills
-the SLO dashboard's alerts table). A second test shows one fault setting (APP_DB_FAILURE_RATE) paging too.
+the SLO dashboard's alerts table). A fault switched at run time during the run gives the fault annotation its data.
+A second test shows one run-time fault (db_failure_rate) paging too.
 
 Known exceptions (no cAdvisor on loopback): the queries reading cAdvisor's container_* metrics, listed in
 CADVISOR_QUERIES; test_dashboards.py checks that they parse and use only metrics the Prometheus chart's
@@ -103,7 +104,10 @@ class Load:
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Server]:
     server = start_app(
-        tmp_path / "app", workers=2, env={"APP_LOG_FORMAT": "json", "APP_SHUTDOWN_DRAIN_SECONDS": "0"}
+        tmp_path / "app",
+        workers=2,
+        env={"APP_LOG_FORMAT": "json", "APP_SHUTDOWN_DRAIN_SECONDS": "0"},
+        faults={},
     )
     try:
         yield server
@@ -152,13 +156,19 @@ def test_every_panel_query_and_recording_rule_has_data(
         # Enough samples for the 20s rate windows and a few rule evaluations.
         # (1d window by default: the longest burn-rate window is 144m.)
         wait_for_series(prometheus.url, 'slo:burn_rate:ratio_rate144m{slo="latency"}', timeout=30)
+        # A harmless fault switch (1 ms extra latency): the "Fault switches" annotation has something to show.
+        app.set_faults({"extra_latency_ms": 1})
+        wait_for_series(prometheus.url, 'min(app_fault{fault="extra_latency_ms"}) == 1', timeout=30)
         time.sleep(8)
 
         missing = []
         for q in prom_queries:
             if (q.dashboard, q.panel, q.ref) in CADVISOR_QUERIES or q in alerts_queries:
                 continue
-            expr = substitute(q.expr, LIVE_VALUES)
+            # An annotation is a range query with a step: at one instant, look back over a minute for the switch.
+            expr = substitute(
+                q.expr, {**LIVE_VALUES, "__interval": "1m"} if q.ref == "annotation" else LIVE_VALUES
+            )
             if q.panel.startswith("variable"):
                 expr = variable_as_promql(expr)
             if not has_data(query(prometheus.url, expr)):
@@ -206,10 +216,10 @@ def test_every_panel_query_and_recording_rule_has_data(
 
 
 def test_db_failure_fault_fires_the_fast_burn_page(tmp_path: Path, rules_default: Path) -> None:
-    """One fault setting (APP_DB_FAILURE_RATE=0.9: 81% of /api/users fail after the retry) pages."""
-    env = {"APP_DB_FAILURE_RATE": "0.9", "APP_SHUTDOWN_DRAIN_SECONDS": "0"}
+    """One fault switched on at run time (db_failure_rate 0.9: 81% of /api/users fail after the retry) pages."""
+    env = {"APP_SHUTDOWN_DRAIN_SECONDS": "0"}
     with (
-        start_app(tmp_path / "app", workers=2, env=env) as app,
+        start_app(tmp_path / "app", workers=2, env=env, faults={}) as app,
         start_prometheus(
             tmp_path,
             scrape_targets=[app.url.removeprefix("http://")],
@@ -218,6 +228,7 @@ def test_db_failure_fault_fires_the_fast_burn_page(tmp_path: Path, rules_default
         ) as prom,
         Load(app.url),
     ):
+        app.set_faults({"db_failure_rate": 0.9})
         fired = wait_for_series(
             prom.url, 'ALERTS{alertname="ApiAvailabilityFastBurn", alertstate="firing"}', timeout=45
         )

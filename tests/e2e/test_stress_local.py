@@ -43,7 +43,7 @@ SHORT_RUN = {
 def lab(tmp_path_factory: pytest.TempPathFactory, rendered_dir: Path) -> Iterator[tuple[Server, Server]]:
     tmp = tmp_path_factory.mktemp("stress-lab")
     # No simulated DB failures: a short run must pass deterministically (the errors profile breaches on purpose).
-    app = start_app(tmp / "app", workers=2, env={"APP_DB_FAILURE_RATE": "0", "APP_EXTRA_LATENCY_MS": "0"})
+    app = start_app(tmp / "app", workers=2)
     rules_dir = rendered_dir / "monitoring" / "rules"
     rule_files = [
         p for p in (rules_dir / "recording_rules.yml", rules_dir / "alerting_rules.yml") if p.exists()

@@ -140,9 +140,15 @@ def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -
             "app_deploy_settings.APP_WORKERS (group_vars/all/app.yml) must be an integer from 1 to 64; got 0",
         ),
         (
-            {"app_deploy_faults": {"APP_DB_FAILURE_RATE": {"nested": 1}}},
+            {"app_deploy_settings": {"APP_LOG_LEVEL": {"nested": 1}}},
             "app_deploy_preflight",
-            "app_deploy_settings and app_deploy_faults (group_vars/all/app.yml) must map environment variable names",
+            "app_deploy_settings (group_vars/all/app.yml) must map environment variable names",
+        ),
+        (
+            {"app_deploy_faults": {"APP_DB_FAILURE_RATE": "0.5", "users_error_rate": 2}},
+            "app_deploy_preflight",
+            "bad fault document: unknown key 'APP_DB_FAILURE_RATE' (known: db_failure_rate, extra_latency_ms, "
+            "extra_latency_route, force_unready, users_error_rate); users_error_rate: 2 is not a number from 0 to 1",
         ),
         (
             {"app_image_local_python": "/nonexistent/python3"},
@@ -150,7 +156,7 @@ def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -
             "app_image_local_python (/nonexistent/python3) must be a Python >= 3.12 with the venv module",
         ),
     ],
-    ids=["scrape-interval", "retention", "workers", "faults-shape", "python"],
+    ids=["scrape-interval", "retention", "workers", "settings-shape", "fault-document", "python"],
 )
 def test_bad_input_gets_a_clear_message(
     tmp_path: Path, ports: dict[str, int], extra: dict[str, object], tags: str, expected: str

@@ -28,6 +28,7 @@ ALERTS = {
     "ApiAvailabilitySlowBurn": ("ticket", "availability"),
     "ApiLatencySlowBurn": ("ticket", "latency"),
     "ApiTargetDown": ("page", None),
+    "ApiNotReady": ("page", None),
     "ApiNoTraffic": ("ticket", None),
     "ApiSaturation": ("ticket", None),
 }

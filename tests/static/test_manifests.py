@@ -19,7 +19,11 @@ from tests.static.helpers import ROOT, group_vars, kubernetes_version, manifests
 
 
 def _by_kind(rendered: Path, folder: str) -> dict[str, dict[str, Any]]:
-    return {doc["kind"]: doc for _path, doc in manifests(rendered / folder)}
+    """kind -> object; a second object of a kind (the API's faults ConfigMap) as "<kind>/<name>"."""
+    found: dict[str, dict[str, Any]] = {}
+    for _path, doc in manifests(rendered / folder):
+        found[doc["kind"] if doc["kind"] not in found else f"{doc['kind']}/{doc['metadata']['name']}"] = doc
+    return found
 
 
 def test_render_writes_every_file(rendered_dir: Path) -> None:
@@ -27,6 +31,7 @@ def test_render_writes_every_file(rendered_dir: Path) -> None:
         "Namespace",
         "ServiceAccount",
         "ConfigMap",
+        "ConfigMap/flask-api-faults",
         "Deployment",
         "Service",
         "PodDisruptionBudget",
@@ -165,18 +170,47 @@ def test_restricted_security_context(api: dict[str, dict[str, Any]]) -> None:
     assert sc["readOnlyRootFilesystem"] is True
     assert sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
-    # The only writable path is the /tmp emptyDir, which holds PROMETHEUS_MULTIPROC_DIR.
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    # The only writable path is the /tmp emptyDir, which holds PROMETHEUS_MULTIPROC_DIR; the fault document is read-only.
+    assert container["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "faults", "mountPath": "/etc/labapi/faults", "readOnly": True},
+    ]
     assert spec["volumes"][0]["emptyDir"]["sizeLimit"]
     assert api["ConfigMap"]["data"]["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
 
 
-def test_settings_and_faults_reach_the_configmap(api: dict[str, dict[str, Any]]) -> None:
+def test_settings_reach_the_configmap_and_faults_the_faults_configmap(api: dict[str, dict[str, Any]]) -> None:
     app = group_vars("app")
     data = api["ConfigMap"]["data"]
-    for name, value in {**app["app_deploy_settings"], **app["app_deploy_faults"]}.items():
+    for name, value in app["app_deploy_settings"].items():
         assert data[name] == str(value), name
     assert all(isinstance(v, str) for v in data.values())
+    # No fault is a start-up setting any more (the app refuses the retired variables).
+    assert not {"APP_DB_FAILURE_RATE", "APP_EXTRA_LATENCY_MS", "APP_FORCE_UNREADY"} & set(data)
+    faults_cm = api["ConfigMap/flask-api-faults"]
+    assert faults_cm["metadata"]["namespace"] == api["Deployment"]["metadata"]["namespace"]
+    assert set(faults_cm["data"]) == {"faults.yaml"}
+    assert yaml.safe_load(faults_cm["data"]["faults.yaml"]) == {
+        "db_failure_rate": app["app_deploy_faults"]["db_failure_rate"],
+        "extra_latency_ms": app["app_deploy_faults"]["extra_latency_ms"],
+        "extra_latency_route": app["app_deploy_faults"]["extra_latency_route"],
+        "force_unready": app["app_deploy_faults"]["force_unready"],
+        "users_error_rate": app["app_deploy_faults"]["users_error_rate"],
+    }
+
+
+def test_the_fault_document_is_a_configmap_volume_the_app_reads(api: dict[str, dict[str, Any]]) -> None:
+    spec = api["Deployment"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["faults"]["configMap"]["name"] == api["ConfigMap/flask-api-faults"]["metadata"]["name"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "faults"]
+    # A subPath mount is never refreshed by the kubelet: the document must come through a directory mount.
+    assert "subPath" not in mount
+    assert mount["readOnly"] is True
+    assert api["ConfigMap"]["data"]["APP_FAULTS_FILE"] == f"{mount['mountPath']}/faults.yaml"
+    # Faults are not environment: nothing in env/envFrom refers to the faults ConfigMap.
+    assert "flask-api-faults" not in json.dumps(container.get("env", [])) + json.dumps(container["envFrom"])
 
 
 def test_service_pdb_and_networkpolicy_select_the_pods(api: dict[str, dict[str, Any]]) -> None:
@@ -214,34 +248,74 @@ def test_dashboards_configmap_holds_every_dashboard(rendered_dir: Path) -> None:
         assert json.loads(cm["data"][f.name]) == json.loads(f.read_text()), f.name
 
 
-def test_a_fault_change_rolls_the_pods_and_nothing_else_does(rendered_dir: Path, tmp_path: Path) -> None:
-    faults = dict(group_vars("app")["app_deploy_faults"], APP_EXTRA_LATENCY_MS="250")
-    again, changed = tmp_path / "again", tmp_path / "changed"
+def test_only_a_settings_change_rolls_the_pods_never_a_fault_change(
+    rendered_dir: Path, tmp_path: Path
+) -> None:
+    """The pod template's checksum/config covers the start-up settings only: changing every fault leaves the
+    Deployment byte-identical (no rollout) and changes only the faults ConfigMap; changing a setting rolls."""
+    faults = {
+        "db_failure_rate": 1,
+        "extra_latency_ms": 250,
+        "extra_latency_route": "/api/users",
+        "force_unready": True,
+        "users_error_rate": 0.5,
+    }
+    settings = dict(group_vars("app")["app_deploy_settings"], APP_LOG_LEVEL="DEBUG")
+    again, faulty, reset = tmp_path / "again", tmp_path / "faulty", tmp_path / "reset"
     run_playbook("render.yml", "-e", f"lab_render_dir={again}", "-e", "lab_platform=minikube")
-    run_playbook(
-        "render.yml",
-        "-e",
-        f"lab_render_dir={changed}",
-        "-e",
-        "lab_platform=minikube",
-        "-e",
-        json.dumps({"app_deploy_faults": faults}),
-    )
+    for where, extra in ((faulty, {"app_deploy_faults": faults}), (reset, {"app_deploy_settings": settings})):
+        run_playbook(
+            "render.yml",
+            "-e",
+            f"lab_render_dir={where}",
+            "-e",
+            "lab_platform=minikube",
+            "-e",
+            json.dumps(extra),
+        )
+
+    def template(root: Path) -> dict[str, Any]:
+        return _by_kind(root, "app_deploy")["Deployment"]["spec"]["template"]
 
     def checksum(root: Path) -> str:
-        return _by_kind(root, "app_deploy")["Deployment"]["spec"]["template"]["metadata"]["annotations"][
-            "checksum/config"
-        ]
+        return template(root)["metadata"]["annotations"]["checksum/config"]
 
     assert checksum(again) == checksum(rendered_dir)
-    assert checksum(changed) != checksum(rendered_dir)
-    assert _by_kind(changed, "app_deploy")["ConfigMap"]["data"]["APP_EXTRA_LATENCY_MS"] == "250"
+    assert checksum(faulty) == checksum(rendered_dir)
+    assert template(faulty) == template(rendered_dir)
+    assert checksum(reset) != checksum(rendered_dir)
+    faulty_cm = _by_kind(faulty, "app_deploy")["ConfigMap/flask-api-faults"]
+    assert yaml.safe_load(faulty_cm["data"]["faults.yaml"]) == faults
+    # Only the faults ConfigMap differs between the baseline and the faulty render.
+    differ = sorted(
+        p.name
+        for p in (rendered_dir / "app_deploy").glob("*.yaml")
+        if (faulty / "app_deploy" / p.name).read_text() != p.read_text()
+    )
+    assert differ == ["03-faults-configmap.yaml"]
     # Rendering is deterministic: a second run writes byte-identical files.
     for path in sorted((rendered_dir / "app_deploy").glob("*.yaml")) + sorted(
         (rendered_dir / "monitoring" / "values").glob("*.yaml")
     ):
         twin = again / path.relative_to(rendered_dir)
         assert twin.read_text() == path.read_text(), path.name
+
+
+def test_a_bad_fault_document_stops_the_render_naming_the_problem(tmp_path: Path) -> None:
+    result = run_playbook(
+        "render.yml",
+        "-e",
+        f"lab_render_dir={tmp_path / 'bad'}",
+        "-e",
+        "lab_platform=minikube",
+        "-e",
+        json.dumps({"app_deploy_faults": {"db_failure_rate": 2, "APP_FORCE_UNREADY": "true"}}),
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "db_failure_rate: 2 is not a number from 0 to 1" in result.stdout
+    assert "unknown key 'APP_FORCE_UNREADY'" in result.stdout
+    assert not (tmp_path / "bad" / "app_deploy").exists()
 
 
 def test_rendered_files_are_plain_yaml(rendered_dir: Path) -> None:

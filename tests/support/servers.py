@@ -1,16 +1,19 @@
 """Start the lab's API (gunicorn, real workers) on loopback for tests and benchmarks.
 
-    with start_app(tmp_path, workers=2, env={"APP_DB_FAILURE_RATE": "0"}) as server:
+    with start_app(tmp_path, workers=2, faults={"db_failure_rate": 0.5}) as server:
         requests.get(server.url + "/api/users")
+        server.set_faults({"db_failure_rate": 0})  # the running workers pick it up (no restart)
 
 The app runs exactly as in production (`gunicorn --config app/gunicorn.conf.py --chdir app
 'labapi:create_app()'`), bound to 127.0.0.1 on a free port, with PROMETHEUS_MULTIPROC_DIR under
-tmp_path; start_app returns once /health/readiness answers 200.
+tmp_path and the fault document (APP_FAULTS_FILE) at tmp_path/faults.yaml; start_app returns once
+/health/readiness answers 200.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -67,7 +70,14 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    faults_path: Path | None = None
     _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def set_faults(self, document: object) -> None:
+        """Replace the fault document atomically (temp file + rename), as the lab's Ansible does."""
+        if self.faults_path is None:
+            raise RuntimeError("this server was started without a fault document (start_app(faults=...))")
+        write_faults(self.faults_path, document)
 
     @property
     def pid(self) -> int:
@@ -104,6 +114,28 @@ class Server:
         self.stop()
 
 
+def worker_pids(master: int) -> set[int]:
+    """The PIDs of `master`'s children (gunicorn's workers), from /proc."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+            pids.add(int(entry.name))
+    return pids
+
+
+def write_faults(path: Path, document: object) -> None:
+    """Write a fault document (a mapping as JSON, or raw text) atomically: temp file + rename."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(document if isinstance(document, str) else json.dumps(document))
+    temporary.replace(path)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -114,6 +146,7 @@ def start_app(
     *,
     workers: int = 2,
     env: dict[str, str] | None = None,
+    faults: object | None = None,
     port: int | None = None,
     python: str = sys.executable,
     timeout: float = 30.0,
@@ -122,7 +155,9 @@ def start_app(
 ) -> Server:
     """Start the API under gunicorn on 127.0.0.1 and wait until it is ready.
 
-    `env` adds to / overrides the environment (APP_* settings); `args` are extra gunicorn options
+    `env` adds to / overrides the environment (APP_* settings); `faults` (a mapping, or raw text)
+    is written as the fault document tmp_path/faults.yaml, watched at APP_FAULTS_POLL_SECONDS=0.2 unless
+    `env` says otherwise (without `faults` there is no document: no faults); `args` are extra gunicorn options
     (they override the config file); `app_spec` serves another WSGI app with the same settings
     (it must answer /health/readiness). The process runs in its own
     process group, so stop() can clean up its workers too. Raises RuntimeError with the log
@@ -141,6 +176,11 @@ def start_app(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    faults_path = None
+    if faults is not None:
+        faults_path = tmp_path / "faults.yaml"
+        write_faults(faults_path, faults)
+        full_env.update({"APP_FAULTS_FILE": str(faults_path), "APP_FAULTS_POLL_SECONDS": "0.2"})
     full_env.update(env or {})
     gunicorn = Path(python).parent / "gunicorn"
     cmd = [str(gunicorn), "--config", str(GUNICORN_CONF), "--chdir", str(APP_DIR), *args, app_spec]
@@ -148,7 +188,13 @@ def start_app(
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
     )
-    server = Server(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, _log_file=log_file)
+    server = Server(
+        url=f"http://127.0.0.1:{port}",
+        proc=proc,
+        log_path=log_path,
+        faults_path=faults_path,
+        _log_file=log_file,
+    )
     deadline = time.monotonic() + timeout
     last: int | str = "no attempt"
     while time.monotonic() < deadline:

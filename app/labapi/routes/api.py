@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -12,7 +13,8 @@ from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from labapi.db import USERS, DatabaseUnavailableError, SimulatedDatabase
 from labapi.errors import error_response
-from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_SERVER, Metrics
+from labapi.faults import FaultState
+from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_INJECTED, ERROR_SERVER, Metrics
 
 logger = logging.getLogger("labapi.api")
 
@@ -27,16 +29,20 @@ def _database() -> SimulatedDatabase:
     return current_app.extensions["labapi.db"]
 
 
-def add_extra_latency(app: Flask, milliseconds: int) -> None:
-    """Fault injection: APP_EXTRA_LATENCY_MS added to every /api/* request (no hook when 0)."""
-    if milliseconds <= 0:
-        return
-    seconds = milliseconds / 1000
+def add_fault_latency(app: Flask, faults: FaultState) -> None:
+    """Fault injection: extra_latency_ms added to every /api/* request, or to extra_latency_route's."""
 
     def delay() -> None:
-        time.sleep(seconds)  # gevent's sleep in the workers
+        current = faults.current
+        if current.extra_latency_ms and current.latency_applies_to(
+            request.url_rule.rule if request.url_rule else None
+        ):
+            time.sleep(current.extra_latency_ms / 1000)  # gevent's sleep in the workers
 
     app.before_request_funcs.setdefault(bp.name, []).append(delay)
+
+
+_burst_rng = random.Random()
 
 
 USERS_BODY_KEY = "labapi.users_body"
@@ -52,6 +58,11 @@ def serialize_users(app: Flask) -> bytes:
 @bp.get("/users")
 def users() -> Response | tuple[Response, int]:
     extensions = current_app.extensions
+    burst = extensions["labapi.faults"].current.users_error_rate
+    if burst and _burst_rng.random() < burst:
+        _metrics().count_error(ERROR_INJECTED, "/api/users")
+        logger.error("Injected error (users_error_rate=%s)", burst, extra={"error_type": ERROR_INJECTED})
+        return error_response(500, "Internal Server Error", "injected error burst (fault users_error_rate)")
     try:
         extensions["labapi.db"].query_users()
         return Response(extensions[USERS_BODY_KEY], mimetype="application/json")

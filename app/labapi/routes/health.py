@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify
 
 from labapi.db import SimulatedDatabase
+from labapi.faults import Faults
 from labapi.lifecycle import shutdown_state
 from labapi.metrics import check_multiproc_dir
 
@@ -28,10 +29,11 @@ def readiness() -> tuple[Response, int]:
     checks: dict[str, str] = {}
     if shutdown_state.draining:
         checks["shutdown"] = "the process is shutting down"
-    if settings.force_unready:
-        checks["forced"] = "APP_FORCE_UNREADY is true"
+    faults: Faults = current_app.extensions["labapi.faults"].current
+    if faults.force_unready:
+        checks["forced"] = "the fault document sets force_unready"
     if not database.ping():
-        checks["database"] = "the database is unreachable (APP_DB_FAILURE_RATE is 1)"
+        checks["database"] = "the database is unreachable (the fault document sets db_failure_rate to 1)"
     metrics_problem = check_multiproc_dir(settings.multiproc_dir)
     if metrics_problem:  # the body says what is wrong; the log line says where (no paths to clients)
         logger.warning("Readiness: %s", metrics_problem)

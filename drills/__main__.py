@@ -1,0 +1,206 @@
+"""``python -m drills <plan|check|watch|report>``: the steps of roles/drill that talk to Prometheus/Alertmanager.
+
+- plan:   validate lab_drills, pick the drill for the platform, derive its deadlines from the rules (plan.json)
+- check:  Prometheus and Alertmanager answer, Prometheus scrapes the API, no page is firing already
+- watch:  poll both until the expected alerts fire (phase fire) or resolve (phase resolve), bounded by --until
+- report: read the ALERTS samples for the drill's window, judge, write report.json and report.md
+Exit status 2 = bad input (message on stderr), 1 = a source cannot be reached; the verdict is in report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from drills.plan import PlanError, Rules, plan, seconds
+from drills.report import markdown, summary
+from drills.sources import Alerts, SourceError, fetcher
+from drills.timeline import Times, judge
+from drills.watch import snapshot, watch
+from loadtest.prom import PrometheusError
+
+
+def _sources(args: argparse.Namespace) -> Alerts:
+    prom_fetch, prom_where = fetcher(
+        args.prometheus_url, args.prometheus_service, args.kubeconfig, args.context, "Prometheus"
+    )
+    am_fetch, am_where = fetcher(
+        args.alertmanager_url, args.alertmanager_service, args.kubeconfig, args.context, "Alertmanager"
+    )
+    return Alerts(prom_fetch, prom_where, am_fetch, am_where, args.app)
+
+
+def _json_arg(value: str) -> Any:
+    return json.loads(Path(value[1:]).read_text() if value.startswith("@") else value)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    slo = _json_arg(args.slo)
+    rules = Rules(
+        slo=slo,
+        scrape_s=seconds(args.scrape_interval, "the scrape interval"),
+        eval_s=seconds(args.evaluation_interval, "the evaluation interval"),
+        not_ready_window_s=seconds(args.not_ready_window, "monitoring_not_ready_window"),
+    )
+    drill = plan(_json_arg(args.drills), args.name, args.platform, rules, args.runbook_base, args.max_seconds)
+    out = drill.as_dict() | {
+        "deadline_basis": (
+            f"lab_slo window {slo['window']}, scrape {rules.scrape_s}s, evaluation {rules.eval_s}s, "
+            f"ApiNotReady window {rules.not_ready_window_s}s"
+            + (f", bad_share {drill.bad_share:g}" if drill.bad_share is not None else "")
+        ),
+        "evaluation_seconds": rules.eval_s,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    alerts = _sources(args)
+    prom = alerts.prom
+    try:
+        prom.check()
+        up = prom.query(f'up{{app="{args.app}",namespace="{args.namespace}"}} == 1', time.time())
+    except PrometheusError as err:
+        raise SourceError(str(err)) from None
+    if not up:
+        raise SourceError(
+            f'Prometheus ({prom.where}) does not scrape the API (no up{{app="{args.app}",namespace="{args.namespace}"}} == 1): '
+            "is the lab up?"
+        )
+    obs = snapshot(alerts, time.time())
+    if "errors" in obs:
+        raise SourceError("; ".join(obs["errors"]))
+    pages = sorted(
+        {a["alertname"] for a in obs["prometheus"] if a["severity"] == "page" and a["state"] == "firing"}
+    )
+    if pages and not args.allow_firing_pages:
+        print(
+            f"A page is already firing ({', '.join(pages)}): the drill could not tell what it caused. Resolve it "
+            "first (or restore the baseline: ansible-playbook playbooks/drill.yml -e drill=none).",
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(obs))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    alerts = _sources(args)
+    expected = [a for a in args.expected.split(",") if a]
+    until: float | Callable[[], float] = args.until
+    if args.effective_file:
+        # Started before the fault: the deadline counts from the fault in effect, once the role writes it.
+        def until() -> float:
+            try:
+                return float(args.effective_file.read_text()) + args.deadline_seconds
+            except (OSError, ValueError):
+                return args.until
+
+    seen = watch(
+        alerts, args.phase, expected, until, args.interval, on_change=lambda line: print(line, flush=True)
+    )
+    out = args.dir / f"watch-{args.phase}.json"
+    out.write_text(json.dumps(seen) + "\n")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    alerts = _sources(args)
+    drill = json.loads((args.dir / "plan.json").read_text())
+    run = json.loads((args.dir / "times.json").read_text())
+    times = Times(**run["times"])
+    observations: list[dict[str, Any]] = []
+    for phase in ("fire", "resolve"):
+        path = args.dir / f"watch-{phase}.json"
+        if path.exists():
+            observations += json.loads(path.read_text())
+    eval_s = float(drill["evaluation_seconds"])
+    samples = alerts.alert_samples(times.started - 2 * eval_s, times.ended)
+    verdict = judge(drill, samples, observations, times, eval_s)
+    report = {
+        "drill": drill,
+        "platform": run["platform"],
+        "prometheus": alerts.prom_where,
+        "alertmanager": alerts.am_where,
+        "fault_document": run["fault_document"],
+        "baseline_document": run["baseline_document"],
+        "deadline_basis": drill["deadline_basis"],
+        "times": times.as_dict(),
+        "alert_samples": samples,
+        **verdict,
+    }
+    (args.dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.dir / "report.md").write_text(markdown(report))
+    print("\n".join(summary(report)))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m drills", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("plan")
+    p.add_argument("--drills", required=True, help="lab_drills as JSON (or @file)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--platform", required=True)
+    p.add_argument("--slo", required=True, help="lab_slo as JSON (or @file)")
+    p.add_argument("--scrape-interval", required=True)
+    p.add_argument("--evaluation-interval", required=True)
+    p.add_argument("--not-ready-window", required=True)
+    p.add_argument("--runbook-base", required=True)
+    p.add_argument("--max-seconds", type=int, required=True)
+    p.add_argument("--out", type=Path)
+    p.set_defaults(func=cmd_plan)
+    for name, func in (("check", cmd_check), ("watch", cmd_watch), ("report", cmd_report)):
+        s = sub.add_parser(name)
+        s.add_argument("--prometheus-url", default="")
+        s.add_argument("--prometheus-service", default="", help="namespace/name:port through the API server")
+        s.add_argument("--alertmanager-url", default="")
+        s.add_argument(
+            "--alertmanager-service", default="", help="namespace/name:port through the API server"
+        )
+        s.add_argument("--kubeconfig", default="")
+        s.add_argument("--context", default="")
+        s.add_argument("--app", required=True)
+        s.set_defaults(func=func)
+        if name == "check":
+            s.add_argument("--namespace", required=True)
+            s.add_argument("--allow-firing-pages", action="store_true")
+        if name in ("watch", "report"):
+            s.add_argument("--dir", type=Path, required=True)
+        if name == "watch":
+            s.add_argument("--phase", choices=("fire", "resolve"), required=True)
+            s.add_argument("--expected", default="", help="comma-separated alert names")
+            s.add_argument("--until", type=float, required=True, help="epoch seconds: stop watching then")
+            s.add_argument(
+                "--effective-file", type=Path, help="file the role writes the fault's in-effect time to"
+            )
+            s.add_argument(
+                "--deadline-seconds", type=float, default=0.0, help="with --effective-file: until = it + this"
+            )
+            s.add_argument("--interval", type=float, default=1.0)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (PlanError, json.JSONDecodeError) as err:
+        print(f"drill: {err}", file=sys.stderr)
+        return 2
+    except SourceError as err:
+        print(f"drill: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""A drill's plan: validate the ``lab_drills`` data and derive each expected alert's deadline from the rules.
+
+The burn-rate alerts are generated from ``lab_slo`` (roles/monitoring/templates/rules/_slo.j2): the same Workbook
+windows, scaled to the SLO window, are rebuilt here, so a deadline follows the rules the lab runs. The other alerts'
+windows and ``for:`` durations are in ``OTHER_ALERTS`` (tests/drills check them against the rendered rules).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+PLATFORMS = ("minikube", "kubernetes", "local")
+FAULT_KEYS = {
+    "db_failure_rate": "rate",
+    "extra_latency_ms": "ms",
+    "extra_latency_route": "route",
+    "force_unready": "bool",
+    "users_error_rate": "rate",
+}
+LATENCY_ROUTES = ("", "/api/users", "/api/echo", "/api/error")
+SLO_ALERTS = {
+    "ApiAvailabilityFastBurn": ("availability", "page"),
+    "ApiLatencyFastBurn": ("latency", "page"),
+    "ApiAvailabilitySlowBurn": ("availability", "ticket"),
+    "ApiLatencySlowBurn": ("latency", "ticket"),
+}
+# Alerts that are not burn rates: (severity, longest range in the expression in seconds, for: in seconds).
+# ApiNotReady's range is monitoring_not_ready_window (passed in); None marks it.
+OTHER_ALERTS: dict[str, tuple[str, int | None, int]] = {
+    "ApiNotReady": ("page", None, 0),
+    "ApiTargetDown": ("page", 0, 120),
+    "ApiNoTraffic": ("ticket", 300, 600),
+    "ApiSaturation": ("ticket", 120, 120),
+}
+KNOWN_ALERTS = {**{k: v[1] for k, v in SLO_ALERTS.items()}, **{k: v[0] for k, v in OTHER_ALERTS.items()}}
+# Google SRE Workbook table 5-8 for a 30d window (minutes), as in _slo.j2.
+_WORKBOOK = (
+    ("page", 60, 5, 14.4),
+    ("page", 360, 30, 6.0),
+    ("ticket", 1440, 120, 3.0),
+    ("ticket", 4320, 360, 1.0),
+)
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class PlanError(ValueError):
+    """The drill data or the settings do not make a drill; the message says what to change."""
+
+
+def seconds(value: object, what: str) -> int:
+    """A duration: an integer number of seconds, or 90s / 5m / 1h30m."""
+    if isinstance(value, bool):
+        raise PlanError(f"{what} must be a duration (seconds, or 90s / 5m / 1h30m); got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise PlanError(f"{what} must not be negative; got {value!r}")
+        return math.ceil(value)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise PlanError(f"{what} must be a duration (seconds, or 90s / 5m / 1h30m); got {value!r}")
+    hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One condition of a burn-rate alert: the error ratio over `long_s` and `short_s` above `ratio`."""
+
+    long_s: int
+    short_s: int
+    ratio: float
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the deadlines depend on: the SLO spec, Prometheus's intervals, ApiNotReady's window."""
+
+    slo: dict[str, Any]
+    scrape_s: int
+    eval_s: int
+    not_ready_window_s: int
+
+    def period_minutes(self) -> int:
+        window = str(self.slo["window"])
+        if not window.endswith("d") or not window[:-1].isdigit():
+            raise PlanError(f"lab_slo.window must be a number of days like 30d; got {window!r}")
+        return int(window[:-1]) * 1440
+
+    def budget(self, slo: str) -> float:
+        return 1 - float(self.slo[slo]["objective"]) / 100
+
+    def branches(self, slo: str, severity: str) -> list[Branch]:
+        """The alert's conditions, with the windows scaled to the SLO window like _slo.j2 does."""
+        period = self.period_minutes()
+        budget = self.budget(slo)
+
+        def scale(minutes: int) -> int:
+            return max(1, math.floor(minutes * period / 43200 + 0.5)) * 60
+
+        pairs = [(scale(lng), scale(sht), f * budget) for sev, lng, sht, f in _WORKBOOK if sev == severity]
+        found = [Branch(lng, sht, ratio) for lng, sht, ratio in pairs]
+        if severity == "page":  # the near-total-outage branch over the 14.4x pair's short window
+            outage = max(float(self.slo["outage_error_ratio"]), _WORKBOOK[0][3] * budget)
+            found.append(Branch(scale(_WORKBOOK[0][2]), scale(_WORKBOOK[0][2]), outage))
+        return found
+
+    def lag_s(self) -> int:
+        """Scrape, rate() and evaluation lag between the fault and a rule seeing it."""
+        return 2 * self.scrape_s + self.eval_s + 10
+
+    def branch_times(self, alert: str, bad_share: float) -> list[tuple[Branch, float]]:
+        """Each branch of a burn-rate alert that `bad_share` can trip, with the seconds it needs to fire.
+
+        With a clean history the error ratio over a window W, t seconds into the fault, is bad_share * t / W:
+        a branch fires when its long window crosses the threshold (the short one crosses it first).
+        """
+        slo, severity = SLO_ALERTS[alert]
+        if not 0 < bad_share <= 1:
+            raise PlanError(f"bad_share must be in (0, 1] for {alert}; got {bad_share!r}")
+        return [
+            (b, b.ratio * b.long_s / bad_share) for b in self.branches(slo, severity) if bad_share > b.ratio
+        ]
+
+    def detect_within(self, alert: str, bad_share: float) -> int:
+        """Seconds after the fault is in effect by which `alert` fires, at `bad_share` bad SLI requests."""
+        if alert in SLO_ALERTS:
+            times = [t for _b, t in self.branch_times(alert, bad_share)]
+            if not times:
+                slo, severity = SLO_ALERTS[alert]
+                need = min(b.ratio for b in self.branches(slo, severity))
+                raise PlanError(
+                    f"{alert} cannot fire at bad_share {bad_share:g}: its lowest threshold is an error ratio of "
+                    f"{need:.4g} (lab_slo)"
+                )
+            return math.ceil(min(times)) + self.lag_s()
+        _severity, window, hold = OTHER_ALERTS[alert]
+        window = self.not_ready_window_s if window is None else window
+        return window + hold + self.lag_s()
+
+    def resolve_within(self, alert: str, bad_share: float, fault_s: int) -> int:
+        """Seconds after the fault is off by which `alert` resolves, when the fault lasted up to `fault_s`.
+
+        Only the branches that fire within `fault_s` matter; each resolves once its short window forgets the fault.
+        """
+        if alert in SLO_ALERTS:
+            fired = [b for b, t in self.branch_times(alert, bad_share) if t <= fault_s]
+            window = max((b.short_s for b in fired), default=0)
+        else:
+            _severity, rng, _hold = OTHER_ALERTS[alert]
+            window = self.not_ready_window_s if rng is None else rng
+        return window + self.lag_s() + 20
+
+
+@dataclass(frozen=True)
+class Drill:
+    """One drill, resolved for a platform: what to break, what must fire, by when."""
+
+    name: str
+    description: str
+    faults: dict[str, Any]
+    expected: list[str]
+    allowed: list[str]
+    strict: bool
+    bad_share: float | None
+    deadline_s: int
+    resolve_deadline_s: int
+    runbooks: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "faults": self.faults,
+            "expected": self.expected,
+            "allowed": self.allowed,
+            "strict": self.strict,
+            "bad_share": self.bad_share,
+            "deadline_seconds": self.deadline_s,
+            "resolve_deadline_seconds": self.resolve_deadline_s,
+            "runbooks": self.runbooks,
+        }
+
+
+def check_faults(doc: object, where: str) -> dict[str, Any]:
+    """The fault document of a drill (roles/app_deploy/README.md, "Faults at run time")."""
+    if not isinstance(doc, dict):
+        raise PlanError(
+            f"{where}.faults must be a mapping of faults (keys: {', '.join(FAULT_KEYS)}); got {doc!r}"
+        )
+    for key, value in doc.items():
+        kind = FAULT_KEYS.get(key)
+        ok = {
+            "rate": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
+            "ms": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 60000,
+            "route": lambda v: v in LATENCY_ROUTES,
+            "bool": lambda v: isinstance(v, bool),
+            None: lambda _v: False,
+        }[kind](value)
+        if not ok:
+            accepted = {
+                "rate": "a number 0..1",
+                "ms": "an integer 0..60000",
+                "route": f"one of {LATENCY_ROUTES}",
+                "bool": "true or false",
+                None: f"a known fault ({', '.join(FAULT_KEYS)})",
+            }[kind]
+            raise PlanError(f"{where}.faults.{key} must be {accepted}; got {value!r}")
+    return dict(doc)
+
+
+def _alert_list(value: object, where: str, platform: str) -> list[str]:
+    """Names from a list of names or of {alert, platforms}; only those that apply to `platform`."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PlanError(f"{where} must be a list of alert names or of {{alert, platforms}}; got {value!r}")
+    names = []
+    for item in value:
+        entry = {"alert": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or set(entry) - {"alert", "platforms"} or "alert" not in entry:
+            raise PlanError(f"{where}: each entry is an alert name or {{alert, platforms}}; got {item!r}")
+        if entry["alert"] not in KNOWN_ALERTS:
+            raise PlanError(
+                f"{where}: unknown alert {entry['alert']!r}; the lab's alerts: {', '.join(KNOWN_ALERTS)}"
+            )
+        platforms = entry.get("platforms", list(PLATFORMS))
+        if not isinstance(platforms, list) or not set(platforms) <= set(PLATFORMS):
+            raise PlanError(f"{where}: platforms must be a list of {', '.join(PLATFORMS)}; got {platforms!r}")
+        if platform in platforms:
+            names.append(entry["alert"])
+    return names
+
+
+_KEYS = {
+    "name",
+    "description",
+    "faults",
+    "expected",
+    "allowed",
+    "strict",
+    "bad_share",
+    "deadline",
+    "resolve_deadline",
+}
+
+
+def validate_all(drills: object) -> list[dict[str, Any]]:
+    """Check the shape of every drill of ``lab_drills`` (names unique, known keys)."""
+    if not isinstance(drills, list) or not drills:
+        raise PlanError("lab_drills must be a non-empty list of drills (group_vars/all/drills.yml)")
+    seen: set[str] = set()
+    for i, drill in enumerate(drills):
+        where = f"lab_drills[{i}]"
+        if not isinstance(drill, dict):
+            raise PlanError(f"{where} must be a mapping; got {drill!r}")
+        name = drill.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise PlanError(f"{where}.name must be lowercase letters, digits and '-'; got {name!r}")
+        if name in seen:
+            raise PlanError(f"lab_drills: the name {name!r} is used twice")
+        seen.add(name)
+        unknown = set(drill) - _KEYS
+        if unknown:
+            raise PlanError(
+                f"lab_drills {name!r}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_KEYS))}"
+            )
+        if not isinstance(drill.get("description"), str) or not drill["description"].strip():
+            raise PlanError(f"lab_drills {name!r}: description (text) is required")
+        check_faults(drill.get("faults", {}), f"lab_drills {name!r}")
+        for platform in PLATFORMS:
+            _alert_list(drill.get("expected"), f"lab_drills {name!r}: expected", platform)
+            _alert_list(drill.get("allowed"), f"lab_drills {name!r}: allowed", platform)
+    return drills
+
+
+def plan(drills: object, name: str, platform: str, rules: Rules, runbook_base: str, max_s: int) -> Drill:
+    """The drill `name` for `platform`, with its deadlines; PlanError says what is wrong."""
+    available = validate_all(drills)
+    if platform not in PLATFORMS:
+        raise PlanError(f"unknown platform {platform!r}; one of {', '.join(PLATFORMS)}")
+    by_name = {d["name"]: d for d in available}
+    if name not in by_name:
+        raise PlanError(
+            f"unknown drill {name!r}; the drills of lab_drills (group_vars/all/drills.yml): {', '.join(by_name)}"
+        )
+    raw = by_name[name]
+    where = f"lab_drills {name!r}"
+    expected = _alert_list(raw.get("expected"), f"{where}: expected", platform)
+    allowed = [a for a in _alert_list(raw.get("allowed"), f"{where}: allowed", platform) if a not in expected]
+    bad_share = raw.get("bad_share")
+    if bad_share is not None and (isinstance(bad_share, bool) or not isinstance(bad_share, int | float)):
+        raise PlanError(f"{where}: bad_share must be a number in (0, 1]; got {bad_share!r}")
+    deadline = raw.get("deadline", "auto")
+    if deadline == "auto":
+        if not expected:
+            raise PlanError(f"{where}: a drill that expects no alert needs a deadline (how long to watch)")
+        if any(a in SLO_ALERTS for a in expected) and bad_share is None:
+            raise PlanError(
+                f"{where}: deadline auto for a burn-rate alert needs bad_share (the share of bad SLI requests)"
+            )
+        deadline_s = max(rules.detect_within(a, float(bad_share or 0)) for a in expected)
+    else:
+        deadline_s = seconds(deadline, f"{where}: deadline")
+    resolve = raw.get("resolve_deadline", "auto")
+    if resolve == "auto":
+        resolve_s = max([rules.resolve_within(a, float(bad_share or 0), deadline_s) for a in expected] or [0])
+    else:
+        resolve_s = seconds(resolve, f"{where}: resolve_deadline")
+    if deadline_s < 1:
+        raise PlanError(f"{where}: the deadline must be at least 1 second")
+    if deadline_s + resolve_s > max_s:
+        raise PlanError(
+            f"{where}: the drill needs {deadline_s}s to detect and {resolve_s}s to resolve with these rules "
+            f"(lab_slo.window {rules.slo['window']}), more than drill_max_seconds ({max_s}s). Bring the lab up "
+            "with a shorter SLO window (lab_slo.window: 1d) or raise drill_max_seconds."
+        )
+    alerts = expected + allowed
+    return Drill(
+        name=name,
+        description=raw["description"].strip(),
+        faults=dict(raw.get("faults") or {}),
+        expected=expected,
+        allowed=allowed,
+        strict=bool(raw.get("strict", False)),
+        bad_share=None if bad_share is None else float(bad_share),
+        deadline_s=deadline_s,
+        resolve_deadline_s=resolve_s,
+        runbooks={a: f"{runbook_base.rstrip('/')}/{a}.md" for a in alerts},
+    )

@@ -1,0 +1,129 @@
+"""The drill data's validation and the deadlines derived from the rules."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from drills.plan import PlanError, Rules, plan, seconds
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILLS = yaml.safe_load((ROOT / "group_vars" / "all" / "drills.yml").read_text())["lab_drills"]
+SLO_30D = {
+    "window": "30d",
+    "availability": {"objective": 99.5},
+    "latency": {"objective": 99.0, "threshold_seconds": 0.3},
+    "outage_error_ratio": 0.2,
+}
+DEFAULT = Rules(SLO_30D, scrape_s=15, eval_s=15, not_ready_window_s=60)
+
+
+def make(
+    name: str, platform: str = "local", rules: Rules = DEFAULT, drills: object = None, max_s: int = 3600
+):
+    return plan(DRILLS if drills is None else drills, name, platform, rules, "file:///rb/", max_s)
+
+
+def test_the_shipped_drills_are_valid_and_the_issue_asks_for_them() -> None:
+    assert {"db-outage", "slow-database", "error-burst", "unready", "none"} <= {d["name"] for d in DRILLS}
+
+
+def test_full_db_outage_pages_within_two_minutes_plus_one_scrape_at_the_default_slo() -> None:
+    drill = make("db-outage")
+    assert drill.expected == ["ApiAvailabilityFastBurn"]
+    # The near-total-outage branch: 20% over 5m; at 71% bad requests 0.2 / 0.71 * 300 s = 84.5 s, plus
+    # 2 scrapes, 1 evaluation and 10 s of slack.
+    assert drill.deadline_s == 85 + 30 + 15 + 10
+    # Only the outage branch can fire in that time: it resolves once its 5m window forgets the fault.
+    assert drill.resolve_deadline_s == 300 + 55 + 20
+    # At 100% bad requests the page is due within 2 minutes (the issue's example).
+    assert DEFAULT.detect_within("ApiAvailabilityFastBurn", 1.0) == 60 + 55 <= 120
+
+
+def test_on_kubernetes_the_drained_outage_expects_the_readiness_page() -> None:
+    drill = make("db-outage", platform="kubernetes")
+    assert drill.expected == ["ApiNotReady"]
+    assert "ApiAvailabilityFastBurn" in drill.allowed
+    assert drill.deadline_s == 60 + 55
+
+
+def test_windows_scale_with_the_slo_window_like_the_rules() -> None:
+    rules = Rules({**SLO_30D, "window": "1d"}, scrape_s=1, eval_s=1, not_ready_window_s=20)
+    # docs/slo.md: at 1d the pages are 2m/1m (14.4x), 12m/1m (6x) and the 1m outage window.
+    page = rules.branches("availability", "page")
+    assert [(b.long_s, b.short_s) for b in page] == [(120, 60), (720, 60), (60, 60)]
+    assert [round(b.ratio, 4) for b in page] == [0.072, 0.03, 0.2]
+    ticket = rules.branches("availability", "ticket")
+    assert [(b.long_s, b.short_s) for b in ticket] == [(2880, 240), (8640, 720)]
+    # db-outage at 1d: the 2m/1m pair fires first, 0.072 * 120 / 0.71 = 12.2 s.
+    assert make("db-outage", rules=rules).deadline_s == 13 + 2 + 1 + 10
+
+
+def test_error_burst_tickets_and_cannot_page() -> None:
+    rules = Rules({**SLO_30D, "window": "1d"}, scrape_s=15, eval_s=15, not_ready_window_s=60)
+    drill = make("error-burst", rules=rules)
+    assert drill.expected == ["ApiAvailabilitySlowBurn"]
+    share = drill.bad_share
+    assert share is not None
+    # Below every page threshold (6x and 14.4x the 0.5% budget, and the 20% outage share) ...
+    assert all(share < b.ratio for b in rules.branches("availability", "page"))
+    # ... above the ticket's 3x.
+    assert share > 3 * 0.005
+
+
+def test_a_drill_longer_than_the_maximum_stops_with_what_to_change() -> None:
+    with pytest.raises(PlanError, match=r"lab_slo.window: 1d\) or raise drill_max_seconds"):
+        make("error-burst")
+
+
+def test_unknown_drill_lists_the_available_ones() -> None:
+    with pytest.raises(
+        PlanError, match=r"unknown drill 'db-outtage'.*db-outage, slow-database, error-burst, unready, none"
+    ):
+        make("db-outtage")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"faults": {"db_failure_rate": 2}}, r"faults.db_failure_rate must be a number 0..1; got 2"),
+        ({"faults": {"dns_failure": 1}}, r"faults.dns_failure must be a known fault"),
+        ({"faults": {"extra_latency_route": "/api/nope"}}, "extra_latency_route must be one of"),
+        ({"expected": ["ApiDown"]}, "unknown alert 'ApiDown'"),
+        ({"expected": [{"alert": "ApiNotReady", "platforms": ["docker"]}]}, "platforms must be a list of"),
+        ({"colour": "red"}, r"unknown key\(s\) colour"),
+        ({"deadline": "soon"}, "must be a duration"),
+        ({"bad_share": None}, "needs bad_share"),
+        ({"bad_share": 0.001}, "cannot fire at bad_share 0.001"),
+        ({"name": "DB outage"}, "name must be lowercase"),
+    ],
+)
+def test_bad_drill_data_is_refused_with_a_clear_message(change: dict, message: str) -> None:
+    drills = copy.deepcopy(DRILLS)
+    target = next(d for d in drills if d["name"] == "db-outage")
+    target.update(change)
+    if change.get("bad_share", 1) is None:
+        del target["bad_share"]
+    with pytest.raises(PlanError, match=message):
+        make(target["name"] if "name" not in change else "db-outage", drills=drills)
+
+
+def test_a_control_drill_needs_a_deadline() -> None:
+    drills = copy.deepcopy(DRILLS)
+    next(d for d in drills if d["name"] == "none")["deadline"] = "auto"
+    with pytest.raises(PlanError, match="expects no alert needs a deadline"):
+        make("none", drills=drills)
+
+
+def test_runbooks_of_expected_and_allowed_alerts() -> None:
+    drill = make("unready")
+    assert drill.runbooks == {"ApiNotReady": "file:///rb/ApiNotReady.md"}
+    assert (ROOT / "docs" / "runbooks" / "ApiNotReady.md").is_file()
+
+
+@pytest.mark.parametrize(("text", "value"), [("90s", 90), ("5m", 300), ("1h30m", 5400), (20, 20), ("15", 15)])
+def test_durations(text: object, value: int) -> None:
+    assert seconds(text, "x") == value

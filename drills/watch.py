@@ -1,0 +1,82 @@
+"""Watch the alerts, bounded in time: until the expected alerts fire (or resolve), or the deadline passes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drills.sources import Alerts, SourceError
+from drills.timeline import ACTIVE_AM_STATES, parse_time
+
+
+def snapshot(alerts: Alerts, now: float) -> dict[str, Any]:
+    """What Prometheus and Alertmanager list right now (an error is recorded, not raised)."""
+    obs: dict[str, Any] = {"t": now}
+    for source, read in (("prometheus", alerts.prometheus), ("alertmanager", alerts.alertmanager)):
+        try:
+            obs[source] = read()
+        except SourceError as err:
+            obs.setdefault("errors", []).append(str(err))
+    return obs
+
+
+def _firing(obs: dict[str, Any], alert: str) -> tuple[bool, bool]:
+    """(firing in Prometheus, active in Alertmanager) for `alert` in one snapshot."""
+    prom = any(a["alertname"] == alert and a["state"] == "firing" for a in obs.get("prometheus", []))
+    am = any(
+        a["alertname"] == alert
+        and a["state"] in ACTIVE_AM_STATES
+        and (parse_time(a.get("ends_at")) or float("inf")) > obs["t"]
+        for a in obs.get("alertmanager", [])
+    )
+    return prom, am
+
+
+def done(phase: str, obs: dict[str, Any], expected: list[str]) -> bool:
+    """fire: every expected alert firing and in Alertmanager; resolve: none of them in either."""
+    if "errors" in obs:
+        return False
+    states = [_firing(obs, a) for a in expected]
+    if phase == "fire":
+        return bool(expected) and all(p and m for p, m in states)
+    return not any(p or m for p, m in states)
+
+
+def watch(
+    alerts: Alerts,
+    phase: str,
+    expected: list[str],
+    until: float | Callable[[], float],
+    interval: float,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    on_change: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Poll every `interval` seconds until `done` or `until` (epoch seconds); return every snapshot.
+
+    `until` may be a function, asked at each look (the deadline counts from the fault in effect, which is known
+    only once the watch runs). A drill that expects nothing (the control drill) watches until `until`.
+    """
+    deadline = until if callable(until) else (lambda: until)
+    seen: list[dict[str, Any]] = []
+    last = ""
+    while True:
+        now = clock()
+        obs = snapshot(alerts, now)
+        seen.append(obs)
+        summary = _summary(obs)
+        if on_change and summary != last:
+            on_change(f"+{now - seen[0]['t']:.0f}s {summary}")
+            last = summary
+        if done(phase, obs, expected) or now >= deadline():
+            return seen
+        sleep(max(0.0, min(interval, deadline() - clock())))
+
+
+def _summary(obs: dict[str, Any]) -> str:
+    if "errors" in obs:
+        return "error: " + "; ".join(obs["errors"])
+    prom = sorted(f"{a['alertname']}={a['state']}" for a in obs.get("prometheus", []))
+    am = sorted({a["alertname"] for a in obs.get("alertmanager", []) if a["state"] in ACTIVE_AM_STATES})
+    return f"Prometheus: {', '.join(prom) or 'nothing'}; Alertmanager: {', '.join(am) or 'nothing'}"
