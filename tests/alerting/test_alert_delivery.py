@@ -22,9 +22,7 @@ import yaml
 
 from tests.conftest import BIN, ROOT
 from tests.rules.conftest import render_playbook
-from tests.support.servers import Server, free_port, wait_for_http
-
-PORT_KEYS = ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy", "alert_receiver")
+from tests.support.servers import Server, free_local_ports, wait_for_http
 
 
 def alertmanager_binary() -> str:
@@ -61,7 +59,7 @@ def start(
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ports = {key: free_port() for key in PORT_KEYS}
+    ports = free_local_ports()
     out = tmp_path / "rendered"
     proc = render_playbook(out, {"lab_platform": "local", "lab_local_ports": ports})
     assert proc.returncode == 0, proc.stdout[-3000:]

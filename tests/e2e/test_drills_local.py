@@ -24,7 +24,7 @@ import yaml
 
 from tests.conftest import ROOT, run_playbook
 from tests.support.prometheus import query, require_binary
-from tests.support.servers import free_port
+from tests.support.servers import free_local_ports
 
 # Bringing the local lab up (site.yml) takes minutes on a busy 2-core machine: the module gets 30 minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -44,7 +44,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     for tool in ("prometheus", "promtool", "prometheus-alertmanager"):  # Debian's name for Alertmanager
         require_binary(tool)
     tmp = tmp_path_factory.mktemp("drill-lab")
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    ports = free_local_ports()
     settings: dict[str, Any] = {
         "lab_platform": "local",
         "lab_dir": str(tmp / "lab"),

@@ -23,7 +23,7 @@ import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
 from tests.support.prometheus import query, wait_for_series
-from tests.support.servers import free_port, worker_pids
+from tests.support.servers import free_local_ports, worker_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # site.yml on a busy 2-core machine takes minutes
 
@@ -58,7 +58,7 @@ def _requests_served(text: str) -> float:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     base = tmp_path_factory.mktemp("faults-lab")
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    ports = free_local_ports()
     extra = {
         "lab_platform": "local",
         "lab_dir": str(base / "lab"),

@@ -24,17 +24,12 @@ import pytest
 import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
+from tests.support.servers import free_local_ports
 
 # Four site.yml runs and a teardown: up to 15 minutes on a busy 2-CPU machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 OPTIONAL = ("grafana", "loki", "alloy")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def listening(port: int) -> bool:
@@ -55,10 +50,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         path = fake_bin / name
         path.write_text(f"#!{BIN / 'python'}\n{source}")
         path.chmod(0o755)
-    ports = {
-        name: free_port()
-        for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy", "alert_receiver")
-    }
+    ports = free_local_ports()
     extra = {
         "lab_dir": str(base / "lab"),
         "lab_local_ports": ports,

@@ -15,28 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN, ROOT, ansible_env
-
-LOCAL_PORTS = {
-    "api": 0,
-    "prometheus": 0,
-    "alertmanager": 0,
-    "grafana": 0,
-    "loki": 0,
-    "alloy": 0,
-    "alert_receiver": 0,
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.servers import free_local_ports
 
 
 @pytest.fixture
 def ports() -> dict[str, int]:
     """A port map for lab_local_ports where every port is free right now."""
-    return {name: free_port() for name in LOCAL_PORTS}
+    return free_local_ports()
 
 
 @pytest.fixture

@@ -11,25 +11,19 @@ so they start nothing.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import BIN, ROOT, ansible_env
+from tests.support.servers import free_local_ports
 
 BANNER = "LOCAL PLATFORM INSTEAD OF MINIKUBE: no Minikube driver answers here (`docker version` failed:"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(tmp_path: Path, playbook: str, *args: str, path_prefix: Path | None = None) -> tuple[int, str]:
-    ports = {name: free_port() for name in ("api", "prometheus", "alertmanager", "grafana", "loki", "alloy")}
+    ports = free_local_ports()
     env = ansible_env()
     env["HOME"] = str(tmp_path)
     env.pop("KUBECONFIG", None)

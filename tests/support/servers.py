@@ -28,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = ROOT / "app"
 GUNICORN_CONF = APP_DIR / "gunicorn.conf.py"
@@ -39,6 +41,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_local_ports() -> dict[str, int]:
+    """A `lab_local_ports` map with a free port for every program the local platform runs.
+
+    The names come from group_vars/all/local.yml, the one place that lists them, so a new program there
+    gets a port in every test without editing the tests.
+    """
+    names = yaml.safe_load((ROOT / "group_vars" / "all" / "local.yml").read_text())["lab_local_ports"]
+    return {name: free_port() for name in names}
 
 
 def _status_of(url: str, timeout: float) -> int | str:
