@@ -276,11 +276,6 @@ def test_bad_slo_spec_is_refused(slo: dict[str, Any], message: str, tmp_path: Pa
             "monitoring_local_retention=7d",
             "group_vars/all/local.yml",
         ),
-        (
-            {"monitoring_prometheus_retention": "1 day"},
-            "monitoring_prometheus_retention=1 day",
-            "resources.yml",
-        ),
     ],
 )
 def test_window_longer_than_the_retention_is_refused(
