@@ -85,7 +85,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if pages and not args.allow_firing_pages:
         print(
             f"A page is already firing ({', '.join(pages)}): the drill could not tell what it caused. Resolve it "
-            "first (or restore the baseline: ansible-playbook playbooks/drill.yml -e drill=none).",
+            "first: restore the baseline faults (make faults, i.e. ansible-playbook playbooks/faults.yml) and wait until "
+            "it resolves.",
             file=sys.stderr,
         )
         return 2
