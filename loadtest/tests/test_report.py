@@ -138,14 +138,14 @@ def test_error_budget_is_labelled_with_the_rules_window(prom: tuple[Prometheus, 
     client, _ = prom
     sli = SliSource.load(client)
     assert sli.period == "7d"
-    assert sli.period_seconds == 30 * 86400
+    assert sli.period_seconds == 7 * 86400
     assert {14.4, 6.0} <= set(sli.burn_thresholds["page"])  # plus the outage rule's burn
     assert 1.0 in sli.burn_thresholds["ticket"]
     rep = verdict.build_report(client, run(), eval_time=float(T0 + 600), sli=sli)
     burn = rep["budget"]["availability"]["burn_rate"]
     assert burn == pytest.approx((1 / 101) / 0.005, rel=0.01)
     assert rep["budget"]["availability"]["budget_consumed"] == pytest.approx(
-        burn * 600 / (30 * 86400), rel=0.01
+        burn * 600 / (7 * 86400), rel=0.01
     )
     assert rep["slo"]["window"] == "7d"
     assert "availability budget used (of the 7d SLO window)" in markdown.markdown(rep)

@@ -106,7 +106,9 @@ def query_range(prom: str, promql: str, start: float, end: float) -> list[dict[s
     )["result"]
 
 
-def check_detected(lab: dict[str, Any], report: dict[str, Any], alert: str) -> dict[str, Any]:
+def check_detected(
+    lab: dict[str, Any], report: dict[str, Any], alert: str, severity: str = "page"
+) -> dict[str, Any]:
     """The report's figures for `alert` are what Prometheus and Alertmanager recorded."""
     prom = lab["urls"]["prometheus"]
     times = report["times"]
@@ -122,8 +124,8 @@ def check_detected(lab: dict[str, Any], report: dict[str, Any], alert: str) -> d
     assert story["time_to_detect_seconds"] == pytest.approx(during[0] - times["fault_effective"], abs=0.01)
     assert 0 < story["time_to_detect_seconds"] <= report["drill"]["deadline_seconds"]
     # Alertmanager got it from this Prometheus: its startsAt is the alert's first evaluation there, and the
-    # lab's only receiver holds it.
-    assert story["alertmanager_receivers"] == ["lab-sink"]
+    # routing file (roles/monitoring/templates/alertmanager.yml.j2) sent it to the receiver of its severity.
+    assert story["alertmanager_receivers"] == [severity]
     assert abs(story["alertmanager_starts_at"] - during[0]) <= 2.0
     assert story["prometheus_firing_at"] <= story["alertmanager_seen_at"] <= report["deadline_at"]
     assert story["time_to_notify_seconds"] >= story["time_to_detect_seconds"]
