@@ -18,7 +18,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.servers import APP_DIR, APP_SPEC, GUNICORN_CONF, start_app
+from tests.support.servers import APP_DIR, APP_SPEC, GUNICORN_CONF, start_app, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -36,21 +36,6 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def worker_pids(master: int) -> set[int]:
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == master:
-            pids.add(int(entry.name))
-    return pids
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:

@@ -54,6 +54,7 @@ class PodRun:
     probes: dict[str, Probe]
     options: list[str] = field(default_factory=list)
     mounts: list[str] = field(default_factory=list)  # container paths that are writable mounts
+    mount_points: list[str] = field(default_factory=list)  # every volumeMount's path (writable or not)
     files: dict[Path, str] = field(
         default_factory=dict
     )  # host files to write before the run (configMap volumes)
@@ -182,10 +183,12 @@ def pod_run(rendered: Path, *, port: int, config_dir: Path, container: str = "ap
 
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     mounts: list[str] = []
+    mount_points: list[str] = []
     files: dict[Path, str] = {}
     for mount in spec.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         target = mount["mountPath"]
+        mount_points.append(target)
         if mount.get("subPath"):
             raise PodSpecError(f"volumeMount {mount['name']}: subPath is not reproduced")
         if "emptyDir" in volume:
@@ -219,5 +222,6 @@ def pod_run(rendered: Path, *, port: int, config_dir: Path, container: str = "ap
         probes=probes,
         options=options,
         mounts=mounts,
+        mount_points=mount_points,
         files=files,
     )
