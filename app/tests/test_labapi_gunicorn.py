@@ -16,22 +16,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.servers import APP_DIR, APP_SPEC, GUNICORN_CONF, start_app, worker_pids
+from tests.support.servers import APP_DIR, APP_SPEC, GUNICORN_CONF, metric_samples, start_app, worker_pids
 
 pytestmark = pytest.mark.slow
 
 USERS = {"endpoint": "/api/users", "method": "GET", "http_status": "200"}
-
-
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    text = requests.get(url + "/metrics", timeout=10).text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -68,7 +58,7 @@ def test_counts_across_workers_equal_the_traffic_sent(tmp_path):
         assert statuses.count(200) == 360
         assert statuses.count(400) == 60
 
-        samples = scrape(server.url)
+        samples = metric_samples(server.url)
         assert value(samples, "app_request_count_total", **USERS) == 240
         assert (
             value(samples, "app_request_count_total", endpoint="/api/echo", method="POST", http_status="200")
@@ -80,7 +70,7 @@ def test_counts_across_workers_equal_the_traffic_sent(tmp_path):
         )
         assert value(samples, "app_request_latency_seconds_count", endpoint="/api/users", method="GET") == 240
         assert value(samples, "app_error_count_total", error_type="client_error", endpoint="/api/error") == 60
-        wait_until(lambda: value(scrape(server.url), "app_active_requests") == 0, 10, "an idle gauge")
+        wait_until(lambda: value(metric_samples(server.url), "app_active_requests") == 0, 10, "an idle gauge")
         # the traffic really was spread over several processes
         files = {p.name for p in (tmp_path / "prometheus-multiproc").glob("counter_*.db")}
         assert len(files) >= 2, files
@@ -110,7 +100,7 @@ def test_a_killed_worker_never_makes_counters_go_backwards(tmp_path):
         def watch() -> None:
             while not stop.is_set():
                 try:
-                    samples = scrape(server.url)
+                    samples = metric_samples(server.url)
                 except requests.RequestException:  # the scrape itself hit the killed worker
                     continue
                 totals.append(value(samples, "app_request_count_total", **USERS))
@@ -137,11 +127,13 @@ def test_a_killed_worker_never_makes_counters_go_backwards(tmp_path):
         assert all(later >= earlier for earlier, later in itertools.pairwise(totals)), totals
         assert totals[-1] > totals[0]
         wait_until(
-            lambda: value(scrape(server.url), "app_active_requests") == 0, 10, "the in-flight gauge to be 0"
+            lambda: value(metric_samples(server.url), "app_active_requests") == 0,
+            10,
+            "the in-flight gauge to be 0",
         )
         ok = outcomes.count(200)
         assert ok > 50
-        final = value(scrape(server.url), "app_request_count_total", **USERS)
+        final = value(metric_samples(server.url), "app_request_count_total", **USERS)
         assert final >= ok  # every successful response was counted (the dead worker's counts stay)
         assert not [o for o in outcomes if isinstance(o, int) and o != 200]
 

@@ -10,11 +10,9 @@ import socket
 import time
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.hostile import fuzz, raise_nofile_limit, slow_client_attack
-from tests.support.servers import start_app
+from tests.support.servers import metric_samples, start_app
 
 pytestmark = pytest.mark.slow
 
@@ -76,17 +74,8 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], dict]:
     return int(lines[0].split()[1]), headers, json.loads(body[:length])
 
 
-def samples(url: str) -> dict[tuple[str, frozenset], float]:
-    text = requests.get(url + "/metrics", timeout=10).text
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def count(url: str, **labels: str) -> float:
-    return samples(url).get(("app_request_count_total", frozenset(labels.items())), 0.0)
+    return metric_samples(url).get(("app_request_count_total", frozenset(labels.items())), 0.0)
 
 
 ECHO_HEAD = b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -121,7 +110,9 @@ def test_malformed_chunked_bodies_are_json_400s_and_a_stalled_one_a_408(tmp_path
         assert count(server.url, endpoint="/api/echo", method="POST", http_status="400") == 3
         assert count(server.url, endpoint="/api/echo", method="POST", http_status="408") == 1
         five_xx = [
-            k for k, v in samples(server.url).items() if dict(k[1]).get("http_status", "").startswith("5")
+            k
+            for k, v in metric_samples(server.url).items()
+            if dict(k[1]).get("http_status", "").startswith("5")
         ]
         assert not five_xx
         assert "Traceback" not in server.log_text()
@@ -173,7 +164,7 @@ def test_requests_gunicorn_rejects_get_json_a_request_id_and_are_counted(tmp_pat
             assert headers["connection"] == "close", what
             assert body["status"] == "error", what
             assert body["message"], what
-        metrics = samples(server.url)
+        metrics = metric_samples(server.url)
         rejected = {
             dict(labels)["http_status"]: value
             for (name, labels), value in metrics.items()

@@ -53,6 +53,19 @@ def free_local_ports() -> dict[str, int]:
     return {name: free_port() for name in names}
 
 
+def metric_samples(url: str) -> dict[tuple[str, frozenset], float]:
+    """Every sample of `url`/metrics, keyed by (sample name, frozenset of its labels)."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(url + "/metrics", timeout=10).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def _status_of(url: str, timeout: float) -> int | str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
