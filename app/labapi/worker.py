@@ -12,6 +12,8 @@ monkey patching. What it adds to `gunicorn.workers.ggevent.GeventWorker`:
   at all while the worker holds more than PRESSURE_SHARE of its APP_WORKER_CONNECTIONS slots: each
   response then closes its connection, so clients that hold idle connections cannot keep the
   slots that other clients need.
+- Body reads wake the worker once per body, not once per segment: while a Content-Length body of
+  up to MAX_RCVLOWAT bytes is awaited, the socket's SO_RCVLOWAT is the count still to come.
 - Requests gunicorn's parser rejects (bad request line, method or version, over-long URI or
   header fields, bad chunked framing, ...) are answered like the app's own errors: a JSON error
   body with X-Request-ID, counted in app_request_count{endpoint="<rejected>"}, one access line.
@@ -19,15 +21,24 @@ monkey patching. What it adds to `gunicorn.workers.ggevent.GeventWorker`:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+import socket
+import sys
+import termios
 from time import monotonic
 from typing import Any
 
 import gevent
 import gunicorn.workers.ggevent
 from gevent.server import StreamServer
+from gevent.socket import wait_read
 from gunicorn import util
 from gunicorn.http import errors as http_errors
+from gunicorn.http.body import LengthReader
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import RequestTimeout
 
@@ -39,6 +50,10 @@ from labapi.request_id import accept_request_id
 
 PRESSURE_SHARE = 0.5
 MAX_ACCEPT = 32  # connections accepted per wake-up of the listening socket (gunicorn: 1)
+# Largest SO_RCVLOWAT set while a body of known length is read: the kernel then wakes the worker
+# once the rest of a small body has arrived, not for every segment a slow client sends. Kept well
+# under half of the smallest default receive buffer (tcp_rmem default 128 KiB), which caps it.
+MAX_RCVLOWAT = 16 * 1024
 
 access_logger = logging.getLogger("labapi.access")
 
@@ -63,8 +78,42 @@ def rejection_of(exc: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def _socket_bytes_needed(reader: Any, size: int) -> int:
+    """Bytes that must still come from the socket before `reader.read(size)` can return: 0 when
+    unknown (not a Content-Length body read from a socket). Never more than the read needs, so a
+    receive low-water mark set to it cannot make a complete body wait."""
+    if not isinstance(reader, LengthReader) or not isinstance(reader.unreader, SocketUnreader):
+        return 0
+    buffered = reader.unreader.buf
+    buffered.seek(0, os.SEEK_END)
+    return max(0, min(size, reader.length) - buffered.tell())
+
+
+def _wait_for_bytes(sock: Any, needed: int) -> None:
+    """Wait until `needed` bytes are queued on `sock` (or it reached EOF or failed): one wake-up,
+    however many segments they come in. Returns at once when they are there already."""
+    queued = bytearray(4)
+    try:
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, queued)
+        if int.from_bytes(queued, sys.byteorder) >= needed:
+            return
+        # The low-water mark counts what is queued already: readable once the whole rest is there.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, needed)
+    except OSError:
+        return  # the read that follows reports a broken socket
+    try:
+        wait_read(sock.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
 class _DeadlineReader:
-    """Wraps a request body reader: every read must end before `deadline` (time.monotonic)."""
+    """Wraps a request body reader: every read must end before `deadline` (time.monotonic).
+
+    While a read of a Content-Length body waits for at most MAX_RCVLOWAT more bytes, the socket's
+    SO_RCVLOWAT is that count: a body trickled a few bytes at a time wakes the worker once (when it
+    is complete, the client closes, or the deadline passes) instead of once per segment."""
 
     __slots__ = ("deadline", "reader", "request", "seconds")
 
@@ -73,6 +122,12 @@ class _DeadlineReader:
         self.request = request
         self.seconds = seconds
         self.deadline = monotonic() + seconds
+
+    def _read(self, size: int) -> bytes:
+        needed = _socket_bytes_needed(self.reader, size)
+        if 1 < needed <= MAX_RCVLOWAT:
+            _wait_for_bytes(self.reader.unreader.sock, needed)
+        return self.reader.read(size)
 
     def _timeout(self) -> RequestTimeout:
         self.request.force_close()  # the rest of the body is unread: the connection cannot be reused
@@ -83,7 +138,7 @@ class _DeadlineReader:
         if remaining <= 0:
             raise self._timeout()
         with gevent.Timeout(remaining, False):
-            return self.reader.read(size)
+            return self._read(size)
         raise self._timeout()  # reached only when the timer expired during the read
 
 

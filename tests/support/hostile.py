@@ -192,7 +192,8 @@ def _run_attack(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
         stop.set()
-        await asyncio.wait(tasks, timeout=5)
+        if tasks:  # none for a baseline run (no holders, no tricklers)
+            await asyncio.wait(tasks, timeout=5)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
