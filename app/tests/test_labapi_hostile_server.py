@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.support.hostile import fuzz, raise_nofile_limit, slow_client_attack
-from tests.support.servers import metric_samples, start_app
+from tests.support.servers import metric_samples, start_app, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +72,17 @@ def parse(raw: bytes) -> tuple[int, dict[str, str], dict]:
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     length = int(headers.get("content-length", len(body)))
     return int(lines[0].split()[1]), headers, json.loads(body[:length])
+
+
+def cpu_times(pids: set[int]) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of `pids`, from /proc/<pid>/schedstat."""
+    on_cpu = waiting = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/schedstat") as schedstat:
+            ran, waited, _ = schedstat.read().split()
+        on_cpu += int(ran) / 1e9
+        waiting += int(waited) / 1e9
+    return on_cpu, waiting
 
 
 def count(url: str, **labels: str) -> float:
@@ -221,9 +232,15 @@ def test_normal_requests_are_served_under_2000_slow_connections(tmp_path):
         baseline = slow_client_attack(
             "127.0.0.1", port_of(server), holders=0, tricklers=0, ramp_seconds=0.5, measure_seconds=5
         )
+        workers = worker_pids(server.pid)
+        cpu_before = cpu_times(workers)
+        started = time.monotonic()
         result = slow_client_attack("127.0.0.1", port_of(server))
+        attack_seconds = time.monotonic() - started
+        cpu_after = cpu_times(workers)
     with open("/proc/loadavg") as loadavg:
         load = loadavg.read().split()[0]
+    ran, waited = (after - before for before, after in zip(cpu_before, cpu_after, strict=True))
     print(
         f"\nGET /api/users, no attack: {len(baseline.latencies)} requests, "
         f"p50 {baseline.percentile(50) * 1000:.0f} ms, p99 {baseline.percentile(99) * 1000:.0f} ms"
@@ -232,6 +249,9 @@ def test_normal_requests_are_served_under_2000_slow_connections(tmp_path):
         f"max {max(result.latencies) * 1000:.0f} ms; statuses {sorted(set(map(str, result.statuses)))}; "
         f"hostile connections opened {result.hostile_connects}, closed by the server "
         f"{result.hostile_closed_by_server}, trickler answers {result.trickler_responses}; load average {load}"
+        f"\np99 under attack / p99 without: {result.percentile(99) / baseline.percentile(99):.1f}; "
+        f"the {len(workers)} workers during the {attack_seconds:.0f} s attack: {ran:.1f} s on a CPU, {waited:.1f} s "
+        "runnable but waiting for one (the run queue: CPU taken by other processes)"
     )
     answered = [status for status in result.statuses if isinstance(status, int)]
     assert set(answered) <= {200, 503}, result.statuses
