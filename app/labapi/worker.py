@@ -127,7 +127,8 @@ class _DeadlineReader:
         needed = _socket_bytes_needed(self.reader, size)
         if 1 < needed <= MAX_RCVLOWAT:
             _wait_for_bytes(self.reader.unreader.sock, needed)
-        return self.reader.read(size)
+        data: bytes = self.reader.read(size)
+        return data
 
     def _timeout(self) -> RequestTimeout:
         self.request.force_close()  # the rest of the body is unread: the connection cannot be reused
