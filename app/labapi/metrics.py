@@ -13,7 +13,7 @@ import os
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -90,7 +90,7 @@ class Metrics:
         self._writers: dict[tuple[str, str, int], RequestWriters] = {}
         self._errors: dict[tuple[str, str], Counter] = {}
         # The in-flight gauge's own value: +1 when a request starts, -1 when it ends.
-        self.active_add: Callable[[float], None] = value_writer(self.active_requests)
+        self.active_add: ValueWriter = value_writer(self.active_requests)
 
     def request_children(self, endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The labelled children a request is recorded in, looked up once per label set."""
@@ -104,6 +104,7 @@ class Metrics:
         return children
 
     def request_writers(self, endpoint: str, method: str, status: int) -> RequestWriters:
+        """The value writers of one label set (see RequestWriters), made once per label set."""
         key = (endpoint, method, status)
         writers = self._writers.get(key)
         if writers is None:
@@ -131,16 +132,27 @@ class Metrics:
         counter.inc()
 
 
-def value_writer(metric: Counter | Gauge) -> Callable[[float], None]:
+ValueWriter = Callable[[float], None]
+
+
+def _value_of(metric: Counter | Gauge | Histogram, attribute: str) -> Any:
+    """A value object of a labelled child (or of a metric without labels); a parent with labels has none."""
+    value = getattr(metric, attribute, None)
+    if value is None:
+        raise ValueError(f"{metric!r} is missing label values: pass a child, metric.labels(...)")
+    return value
+
+
+def value_writer(metric: Counter | Gauge) -> ValueWriter:
     """The `inc` of the value behind a labelled child (or a metric without labels).
 
     The hot path calls it directly: `Counter.inc`/`Gauge.inc`/`Gauge.dec` check on every call that the metric
     has its label values and that the amount is valid, which the middleware guarantees once, when it caches the
     child. The value's own `inc` takes prometheus_client's lock and writes the memory-mapped file exactly as
-    the public methods do (the exposition is the same; app/tests/test_labapi_metrics.py compares them).
+    the public methods do (the exposition is the same; app/tests/test_labapi_metrics.py compares them, and
+    fails if a prometheus_client upgrade renames these attributes).
     """
-    metric._raise_if_not_observable()  # a parent with labels has no value: fail here, not on a request
-    return metric._value.inc
+    return cast(ValueWriter, _value_of(metric, "_value").inc)
 
 
 class RequestWriters:
@@ -154,11 +166,10 @@ class RequestWriters:
     __slots__ = ("bounds", "buckets", "count", "latency_sum")
 
     def __init__(self, counter: Counter, histogram: Histogram) -> None:
-        histogram._raise_if_not_observable()
         self.count = value_writer(counter)
-        self.latency_sum: Callable[[float], None] = histogram._sum.inc
+        self.latency_sum: ValueWriter = _value_of(histogram, "_sum").inc
         self.bounds: list[float] = list(histogram._upper_bounds)
-        self.buckets: list[Callable[[float], None]] = [bucket.inc for bucket in histogram._buckets]
+        self.buckets: list[ValueWriter] = [bucket.inc for bucket in _value_of(histogram, "_buckets")]
 
 
 class FaultMetrics:

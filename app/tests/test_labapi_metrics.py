@@ -11,6 +11,7 @@ from labapi.metrics import (
     LATENCY_BUCKETS,
     UNMATCHED,
     Metrics,
+    RequestWriters,
     latency_buckets,
     multiprocess_registry,
     value_writer,
@@ -280,5 +281,8 @@ def test_hot_path_writers_record_exactly_what_the_public_api_records(metric):
 
 
 def test_a_value_writer_needs_a_labelled_child():
+    metrics = Metrics()
     with pytest.raises(ValueError, match="missing label values"):
-        value_writer(Metrics().request_count)  # the parent, not a child
+        value_writer(metrics.request_count)  # the parent, not a child
+    with pytest.raises(ValueError, match="missing label values"):
+        RequestWriters(metrics.request_count.labels("/x", "GET", "200"), metrics.request_latency)
