@@ -9,7 +9,9 @@ settings (app/gunicorn.conf.py: gevent workers). Not a test: it prints figures a
 4. GET /api/users at 128 connections under the original lab's serving (1 worker, 2 threads)
 5. POST /api/echo against the peers a user would pick, same gunicorn settings: bare Flask, the prometheus_client
    multiprocess write floor, the seed's before/after_request hooks (multiprocess-correct),
-   prometheus-flask-exporter's GunicornPrometheusMetrics, and ours: server CPU per request and throughput ratios
+   prometheus-flask-exporter's GunicornPrometheusMetrics, and ours: server CPU per request and throughput ratios.
+   Every contender serves labapi's own echo view (bench/bare.py), so they differ only in instrumentation; the
+   seed's unchecked echo (request.get_json()) is a reference row. Ratios to bare: per round, then the median
 
 The servers being compared run side by side and are measured in alternation, round after round,
 and each figure is the median over the rounds, so that a busy neighbour on a shared machine
@@ -207,11 +209,15 @@ def original_serving(tmp: Path, seconds: int, users: list[WrkResult] | None) -> 
 
 PEERS = {
     "bare Flask": "bench.bare:app",
+    "bare Flask, seed's unchecked echo (reference)": "bench.bare:seed_echo_app",
     "prometheus_client floor": "bench.floor:app",
     "seed hooks (multiprocess)": "bench.seed_hooks:app",
     "prometheus-flask-exporter": "bench.flask_exporter:app",
     "labapi (ours)": "",
 }
+
+
+UNINSTRUMENTED = ("bare Flask", "bare Flask, seed's unchecked echo (reference)", "prometheus_client floor")
 
 
 def compare_peers(tmp: Path, seconds: int, count: int) -> None:
@@ -239,15 +245,13 @@ def compare_peers(tmp: Path, seconds: int, count: int) -> None:
     print("    |---|---|---|---|---|---|---|")
     for name, runs in results.items():
         above = (
-            "-"
-            if name in ("bare Flask", "prometheus_client floor")
-            else f"{cpu[name] - floor:+.0f} us ({cpu[name] / floor - 1:+.0%})"
+            "-" if name in UNINSTRUMENTED else f"{cpu[name] - floor:+.0f} us ({cpu[name] / floor - 1:+.0%})"
         )
         print(
             f"    | {name} | {cpu[name]:.0f} | {cpu[name] / bare:.2f}x | {paired[name]:.2f}x | {above} | "
             f"{median_rps(runs):.0f} | {median_ratio(runs, results['bare Flask']):.2f} |"
         )
-    instrumented = {k: v for k, v in paired.items() if k not in ("bare Flask", "prometheus_client floor")}
+    instrumented = {k: v for k, v in paired.items() if k not in UNINSTRUMENTED}
     cheapest = min(instrumented, key=lambda k: instrumented[k])
     gap = paired["labapi (ours)"] - 1
     print(
