@@ -10,9 +10,10 @@ registering them also means several apps can be built in one process (tests) wit
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app, values
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -85,7 +86,11 @@ class Metrics:
         )
         # (endpoint, method, status) -> (request counter child, latency histogram child)
         self._requests: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # (endpoint, method, status) -> the value writers one request's observation makes (see observe_request)
+        self._writers: dict[tuple[str, str, int], RequestWriters] = {}
         self._errors: dict[tuple[str, str], Counter] = {}
+        # The in-flight gauge's own value: +1 when a request starts, -1 when it ends.
+        self.active_add: ValueWriter = value_writer(self.active_requests)
 
     def request_children(self, endpoint: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The labelled children a request is recorded in, looked up once per label set."""
@@ -98,11 +103,22 @@ class Metrics:
             )
         return children
 
-    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+    def request_writers(self, endpoint: str, method: str, status: int) -> RequestWriters:
+        """The value writers of one label set (see RequestWriters), made once per label set."""
         key = (endpoint, method, status)
-        children = self._requests.get(key) or self.request_children(endpoint, method, status)
-        children[0].inc()
-        children[1].observe(seconds)
+        writers = self._writers.get(key)
+        if writers is None:
+            writers = self._writers[key] = RequestWriters(*self.request_children(endpoint, method, status))
+        return writers
+
+    def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """Count the request and observe its latency: three value writes (counter, histogram sum, one bucket)."""
+        writers = self._writers.get((endpoint, method, status)) or self.request_writers(
+            endpoint, method, status
+        )
+        writers.count(1)
+        writers.latency_sum(seconds)
+        writers.buckets[bisect_left(writers.bounds, seconds)](1)
 
     def count_rejected(self, method: str, status: int) -> None:
         """A request the HTTP parser rejected (the app never saw it): counted, no latency."""
@@ -114,6 +130,46 @@ class Metrics:
         if counter is None:
             counter = self._errors[key] = self.error_count.labels(error_type, endpoint)
         counter.inc()
+
+
+ValueWriter = Callable[[float], None]
+
+
+def _value_of(metric: Counter | Gauge | Histogram, attribute: str) -> Any:
+    """A value object of a labelled child (or of a metric without labels); a parent with labels has none."""
+    value = getattr(metric, attribute, None)
+    if value is None:
+        raise ValueError(f"{metric!r} is missing label values: pass a child, metric.labels(...)")
+    return value
+
+
+def value_writer(metric: Counter | Gauge) -> ValueWriter:
+    """The `inc` of the value behind a labelled child (or a metric without labels).
+
+    The hot path calls it directly: `Counter.inc`/`Gauge.inc`/`Gauge.dec` check on every call that the metric
+    has its label values and that the amount is valid, which the middleware guarantees once, when it caches the
+    child. The value's own `inc` takes prometheus_client's lock and writes the memory-mapped file exactly as
+    the public methods do (the exposition is the same; app/tests/test_labapi_metrics.py compares them, and
+    fails if a prometheus_client upgrade renames these attributes).
+    """
+    return cast(ValueWriter, _value_of(metric, "_value").inc)
+
+
+class RequestWriters:
+    """The writers of one (endpoint, method, status): request counter, latency sum, latency buckets.
+
+    `buckets[bisect_left(bounds, seconds)]` is the bucket `Histogram.observe` would increment (the first upper
+    bound >= seconds; the last bound is +Inf). prometheus_client stores buckets non-cumulatively and adds them
+    up at exposition, so one write per observation, as `observe` does.
+    """
+
+    __slots__ = ("bounds", "buckets", "count", "latency_sum")
+
+    def __init__(self, counter: Counter, histogram: Histogram) -> None:
+        self.count = value_writer(counter)
+        self.latency_sum: ValueWriter = _value_of(histogram, "_sum").inc
+        self.bounds: list[float] = list(histogram._upper_bounds)
+        self.buckets: list[ValueWriter] = [bucket.inc for bucket in _value_of(histogram, "_buckets")]
 
 
 class FaultMetrics:

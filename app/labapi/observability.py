@@ -108,8 +108,8 @@ class ObservabilityMiddleware:
         request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
         environ[REQUEST_ID_KEY] = request_id
         started = perf_counter()
-        active = self.metrics.active_requests
-        active.inc()
+        active_add = self.metrics.active_add
+        active_add(1)
         recorded = False
 
         def recording_start_response(
@@ -128,7 +128,7 @@ class ObservabilityMiddleware:
             return self.app(environ, recording_start_response)  # type: ignore[arg-type]
         finally:
             # Always runs, also when the app raised: the gauge cannot leak.
-            active.dec()
+            active_add(-1)
             if not recorded:  # the app failed before answering
                 self._record(environ, 500, perf_counter() - started)
 

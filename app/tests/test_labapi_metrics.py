@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
-from labapi.metrics import LATENCY_BUCKETS, UNMATCHED, Metrics, latency_buckets
+from labapi.metrics import (
+    LATENCY_BUCKETS,
+    UNMATCHED,
+    Metrics,
+    RequestWriters,
+    latency_buckets,
+    multiprocess_registry,
+    value_writer,
+)
 from labapi.observability import AccessLog, ObservabilityMiddleware
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -230,3 +241,48 @@ def test_label_cache_returns_the_same_children_and_counts_stay_exact(metric):
     metrics.observe_request("/api/cache-test", "GET", 500, 0.001)
     assert metric("app_request_count_total", labels) == before + 1000
     assert metric("app_request_latency_seconds_count", latency) == before_latency + 1001
+
+
+def _latency_samples(endpoint: str) -> dict[tuple[str, str], float]:
+    families = {f.name: f for f in text_string_to_metric_families(_exposition())}
+    return {
+        (s.name, s.labels.get("le", "")): s.value
+        for s in families["app_request_latency_seconds"].samples
+        if s.labels.get("endpoint") == endpoint and not s.name.endswith("_created")
+    }
+
+
+def _exposition() -> str:
+    return generate_latest(multiprocess_registry(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))).decode()
+
+
+def test_hot_path_writers_record_exactly_what_the_public_api_records(metric):
+    """observe_request writes the values directly (no per-call checks): the exposition must be what
+    Counter.inc and Histogram.observe give for the same observations, bucket boundaries included."""
+    metrics = Metrics(slo_seconds=0.3)
+    observations = [0.0, 0.0049, 0.005, 0.0051, 0.3, 0.30000001, 0.2999, 1.0, 9.99, 10.0, 10.5, 1e6]
+    for seconds in observations:
+        metrics.observe_request("/api/writers-fast", "GET", 200, seconds)
+        counter, histogram = metrics.request_children("/api/writers-public", "GET", 200)
+        counter.inc()
+        histogram.observe(seconds)
+    fast = _latency_samples("/api/writers-fast")
+    public = _latency_samples("/api/writers-public")
+    assert fast == public
+    assert fast[("app_request_latency_seconds_count", "")] == len(observations)
+    assert fast[("app_request_latency_seconds_bucket", "0.3")] == 6  # 0.3 itself is in le="0.3"
+    assert fast[("app_request_latency_seconds_bucket", "+Inf")] == len(observations)
+    assert fast[("app_request_latency_seconds_sum", "")] == pytest.approx(sum(observations))
+    labels = {"method": "GET", "http_status": "200"}
+    assert metric("app_request_count_total", {"endpoint": "/api/writers-fast", **labels}) == len(observations)
+    assert metric("app_request_count_total", {"endpoint": "/api/writers-public", **labels}) == len(
+        observations
+    )
+
+
+def test_a_value_writer_needs_a_labelled_child():
+    metrics = Metrics()
+    with pytest.raises(ValueError, match="missing label values"):
+        value_writer(metrics.request_count)  # the parent, not a child
+    with pytest.raises(ValueError, match="missing label values"):
+        RequestWriters(metrics.request_count.labels("/x", "GET", "200"), metrics.request_latency)
