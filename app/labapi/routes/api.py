@@ -11,7 +11,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from labapi.db import USERS, DatabaseUnavailableError, SimulatedDatabase
+from labapi.db import USERS, DatabaseUnavailableError
 from labapi.errors import error_response
 from labapi.faults import FaultState
 from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_INJECTED, ERROR_SERVER, Metrics
@@ -23,10 +23,6 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def _metrics() -> Metrics:
     return current_app.extensions["labapi.metrics"]
-
-
-def _database() -> SimulatedDatabase:
-    return current_app.extensions["labapi.db"]
 
 
 def add_fault_latency(app: Flask, faults: FaultState) -> None:
