@@ -31,6 +31,7 @@ from gunicorn.http import errors as http_errors
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import RequestTimeout
 
+from labapi import extensions as ext
 from labapi.config import load_settings
 from labapi.errors import error_body
 from labapi.metrics import Metrics, method_label
@@ -137,7 +138,7 @@ class LabGeventWorker(GeventWorker):
 
     def _metrics(self) -> Metrics | None:
         extensions = getattr(self.wsgi, "extensions", None)
-        return extensions.get("labapi.metrics") if extensions else None
+        return extensions.get(ext.METRICS) if extensions else None
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         rejection = rejection_of(exc)

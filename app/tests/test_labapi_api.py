@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from labapi import extensions
 
 USERS = [
     {"id": 101, "name": "John Doe", "email": "john@example.com"},
@@ -30,7 +31,7 @@ def test_users_returns_the_sample_users(lab):
 
 def test_users_retries_a_failed_query(lab_factory):
     lab = lab_factory(faults={"db_failure_rate": 0.5}, db_retries=1)
-    database = lab.app.extensions["labapi.db"]
+    database = extensions.database(lab.app)
     outcomes = iter([False, True])  # first attempt fails, the retry succeeds
     database._attempt = lambda: next(outcomes)
     response = lab.client.get("/api/users")
@@ -219,7 +220,7 @@ def test_users_body_is_byte_for_byte_what_jsonify_gives(lab):
 
 def test_users_query_waits_and_fails_through_the_route(lab_factory):
     lab = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=0)
-    database = lab.app.extensions["labapi.db"]
+    database = extensions.database(lab.app)
     slept: list[float] = []
     database.sleep = slept.append
     assert lab.client.get("/api/users").status_code == 503

@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from labapi import extensions
 
 ECHO = {"endpoint": "/api/echo", "method": "POST"}
 
@@ -124,7 +125,7 @@ def test_options_answers_no_content_with_allow(lab, path):
 def test_readiness_says_what_is_wrong_without_the_servers_folders(lab_factory, tmp_path):
     lab = lab_factory()
     missing = tmp_path / "gone" / "metrics-dir"
-    lab.app.config["LABAPI_SETTINGS"] = lab.settings.__class__(
+    lab.app.config[extensions.SETTINGS] = lab.settings.__class__(
         **{**{f: getattr(lab.settings, f) for f in lab.settings.__slots__}, "multiproc_dir": missing}
     )
     response = lab.client.get("/health/readiness")
