@@ -83,8 +83,9 @@ class _DeadlineReader:
         remaining = self.deadline - monotonic()
         if remaining <= 0:
             raise self._timeout()
-        with gevent.Timeout(remaining, False):
-            return self.reader.read(size)
+        with gevent.Timeout(remaining, False):  # type: ignore[arg-type]  # False: end the block, raise nothing
+            data: bytes = self.reader.read(size)
+            return data
         raise self._timeout()  # reached only when the timer expired during the read
 
 
@@ -98,7 +99,7 @@ class _BatchAcceptServer(StreamServer):
     """
 
     @property
-    def max_accept(self) -> int:  # type: ignore[override]
+    def max_accept(self) -> int:
         return MAX_ACCEPT
 
     @max_accept.setter
@@ -119,7 +120,7 @@ class LabGeventWorker(GeventWorker):
 
     def run(self) -> None:
         # GeventWorker.run builds its servers from this module-level name (worker process only).
-        gunicorn.workers.ggevent.StreamServer = _BatchAcceptServer  # type: ignore[misc]
+        gunicorn.workers.ggevent.StreamServer = _BatchAcceptServer  # type: ignore[attr-defined]  # not in its stubs
         super().run()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
