@@ -77,9 +77,10 @@ system-deps:
 test: dev-venv system-deps lint pytest image-test molecule ## Run every test: lint, pytest suites, the image, molecule
 	@echo "make test: all suites passed"
 
-lint: dev-venv ## ruff, yamllint, ansible-lint (production profile), hadolint, syntax-check of every playbook
+lint: dev-venv ## ruff, mypy (strict), yamllint, ansible-lint (production profile), hadolint, syntax-check of every playbook
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
 	$(BIN)/ansible-lint --offline --profile production
 	$(BIN)/hadolint app/Dockerfile
@@ -101,4 +102,4 @@ bench: dev-venv system-deps ## Benchmarks (not tests): print throughput/latency 
 
 .PHONY: clean
 clean: ## Remove the virtualenv and build outputs
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .ruff_cache .mypy_cache

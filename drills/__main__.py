@@ -102,9 +102,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         # Started before the fault: the deadline counts from the fault in effect, once the role writes it.
         def until() -> float:
             try:
-                return float(args.effective_file.read_text()) + args.deadline_seconds
+                return float(args.effective_file.read_text()) + float(args.deadline_seconds)
             except (OSError, ValueError):
-                return args.until
+                return float(args.until)
 
     seen = watch(
         alerts, args.phase, expected, until, args.interval, on_change=lambda line: print(line, flush=True)

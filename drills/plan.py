@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,13 +197,14 @@ def check_faults(doc: object, where: str) -> dict[str, Any]:
         )
     for key, value in doc.items():
         kind = FAULT_KEYS.get(key)
-        ok = {
+        checks: dict[str | None, Callable[[Any], bool]] = {
             "rate": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
             "ms": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 60000,
             "route": lambda v: v in LATENCY_ROUTES,
             "bool": lambda v: isinstance(v, bool),
             None: lambda _v: False,
-        }[kind](value)
+        }
+        ok = checks[kind](value)
         if not ok:
             accepted = {
                 "rate": "a number 0..1",

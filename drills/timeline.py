@@ -53,7 +53,7 @@ def episodes(samples: list[float], eval_s: float) -> list[tuple[float, float]]:
 
 def _first(
     observations: list[dict[str, Any]], source: str, alert: str, active: bool, after: float
-) -> dict | None:
+) -> dict[str, Any] | None:
     """The first observation after `after` where `alert` is (active=True) or is no longer (False) active."""
     for obs in observations:
         if obs["t"] < after or source not in obs:

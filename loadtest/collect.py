@@ -4,8 +4,7 @@ The Job's container (roles/stress_test/templates/kubernetes/locust.yml.j2) print
 Locust starts, ``LAB_END <epoch> <exit code>`` after it stops, then its report directory as a base64 tar.gz
 between ``LAB_FILES_BEGIN`` and ``LAB_FILES_END``. No exec into the pod or extra RBAC is needed, and the Job
 still ends on its own. ``python -m loadtest.collect --log <file> --dir <report dir>`` unpacks the files into the
-report directory and adds start, end and the exit code to run.json. ``latest_stats`` extracts the newest
-"Aggregated" line of Locust's periodic console stats, for the progress lines.
+report directory and adds start, end and the exit code to run.json.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from typing import Any
 _START = re.compile(r"^LAB_START (\d+(?:\.\d+)?)\s*$", re.MULTILINE)
 _END = re.compile(r"^LAB_END (\d+(?:\.\d+)?) (\d+)\s*$", re.MULTILINE)
 _FILES = re.compile(r"^LAB_FILES_BEGIN\s*$(.*?)^LAB_FILES_END\s*$", re.MULTILINE | re.DOTALL)
-_AGGREGATED = re.compile(r"^\s*Aggregated\s+(\d+)\s+(\d+)\(([\d.]+)%\)\s*\|.*\|\s*([\d.]+)\s+([\d.]+)\s*$")
 
 
 class CollectError(RuntimeError):
@@ -63,16 +61,6 @@ def unpack(archive_b64: str, out: Path) -> list[str]:
             (out / name).write_bytes(source.read())
             names.append(name)
     return sorted(names)
-
-
-def latest_stats(text: str) -> str | None:
-    """'requests=.. failures=.. (..%) rps=.. fail/s=..' from the newest Aggregated console line."""
-    for line in reversed(text.splitlines()):
-        match = _AGGREGATED.match(line)
-        if match:
-            reqs, fails, pct, rps, fps = match.groups()
-            return f"requests={reqs} failures={fails} ({pct}%) rps={rps} fail/s={fps}"
-    return None
 
 
 def main(argv: list[str] | None = None) -> int:

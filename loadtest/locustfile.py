@@ -19,9 +19,9 @@ from locust.contrib.fasthttp import FastHttpUser
 try:  # run from the repository (tests, local platform)
     from loadtest import capacity, checks, shapes
 except ImportError:  # in the Locust image the files sit side by side in the ConfigMap mount
-    import capacity  # type: ignore[no-redef]
-    import checks  # type: ignore[no-redef]
-    import shapes  # type: ignore[no-redef]
+    import capacity  # type: ignore[no-redef,import-not-found]
+    import checks  # type: ignore[no-redef,import-not-found]
+    import shapes  # type: ignore[no-redef,import-not-found]
 
 PROFILES = ("normal", "errors")
 PROFILE = os.environ.get("LAB_PROFILE", "normal")

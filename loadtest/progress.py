@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def latest_line(history: Path) -> dict[str, str] | None:
@@ -37,9 +38,10 @@ def format_line(row: dict[str, str] | None, elapsed: float, finished: bool) -> s
     )
 
 
-def _run(run_file: Path) -> dict[str, object]:
+def _run(run_file: Path) -> dict[str, Any]:
     try:
-        return json.loads(run_file.read_text())
+        run: dict[str, Any] = json.loads(run_file.read_text())
+        return run
     except (OSError, ValueError):
         return {}
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     while time.time() < deadline and "end" not in _run(run_file):
         time.sleep(min(0.5, max(0.0, deadline - time.time())))
     run = _run(run_file)
-    started = float(run.get("start", time.time()))  # type: ignore[arg-type]
+    started = float(run.get("start", time.time()))
     print(
         format_line(latest_line(args.dir / "locust_stats_history.csv"), time.time() - started, "end" in run)
     )

@@ -81,7 +81,8 @@ class Prometheus:
         answer = self._fetch("/api/v1/query", {"query": promql, "time": f"{at:.3f}"})
         if answer.get("status") != "success":
             raise PrometheusError(f"Prometheus refused {promql!r}: {answer.get('error', answer)}")
-        return answer["data"]["result"]
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
 
     def scalar(self, promql: str, at: float) -> float | None:
         """The single value of a one-series query, None when there is no series."""
@@ -102,7 +103,8 @@ class Prometheus:
         answer = self._fetch("/api/v1/query_range", params)
         if answer.get("status") != "success":
             raise PrometheusError(f"Prometheus refused {promql!r}: {answer.get('error', answer)}")
-        return answer["data"]["result"]
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
 
     def rules(self, kind: str) -> list[dict[str, Any]]:
         """Loaded rules of one kind ("record" or "alert"), each with its group's name under "group"."""
@@ -118,4 +120,5 @@ class Prometheus:
         answer = self._fetch("/api/v1/status/buildinfo", {})
         if answer.get("status") != "success":
             raise PrometheusError(f"Prometheus at {self.where} did not answer its build info: {answer}")
-        return answer["data"]
+        info: dict[str, Any] = answer["data"]
+        return info

@@ -85,7 +85,14 @@ class Shape:
     duration: int
     spawn_rate: float
 
-    def tick(self, run_time: float) -> tuple[int, float] | None:  # pragma: no cover - abstract
+    def tick(self, run_time: float) -> tuple[int, float] | None:
+        """(users, spawn rate) at ``run_time``; None once the duration is over (Locust then stops)."""
+        if run_time >= self.duration:
+            return None
+        return self.at(run_time)
+
+    def at(self, run_time: float) -> tuple[int, float]:  # pragma: no cover - abstract
+        """(users, spawn rate) at ``run_time`` within the duration."""
         raise NotImplementedError
 
     @property
@@ -100,9 +107,7 @@ class Shape:
 class Steady(Shape):
     users: int
 
-    def tick(self, run_time: float) -> tuple[int, float] | None:
-        if run_time >= self.duration:
-            return None
+    def at(self, run_time: float) -> tuple[int, float]:
         return self.users, self.spawn_rate
 
     @property
@@ -116,9 +121,7 @@ class Step(Shape):
     step_users: int
     step_seconds: int
 
-    def tick(self, run_time: float) -> tuple[int, float] | None:
-        if run_time >= self.duration:
-            return None
+    def at(self, run_time: float) -> tuple[int, float]:
         step = int(run_time // self.step_seconds) + 1
         return min(self.users, step * self.step_users), self.spawn_rate
 
@@ -135,9 +138,7 @@ class Spike(Shape):
     spike_at: int
     spike_seconds: int
 
-    def tick(self, run_time: float) -> tuple[int, float] | None:
-        if run_time >= self.duration:
-            return None
+    def at(self, run_time: float) -> tuple[int, float]:
         if self.spike_at <= run_time < self.spike_at + self.spike_seconds:
             # The burst arrives at once: every spike user starts within one tick.
             return self.users, float(max(self.users, 1))
@@ -171,9 +172,7 @@ class Capacity(Shape):
     def users_at(self, index: int) -> int:
         return min(self.max_users, self.start_users + index * self.step_users)
 
-    def tick(self, run_time: float) -> tuple[int, float] | None:
-        if run_time >= self.duration:
-            return None
+    def at(self, run_time: float) -> tuple[int, float]:
         return self.users_at(self.step_index(run_time)), self.spawn_rate
 
     @property

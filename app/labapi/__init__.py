@@ -9,18 +9,18 @@ itself is built in each worker, after gevent's monkey patching.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from typing import TextIO
+    from labapi.factory import create_app
 
-    from flask import Flask
-
-    from labapi.config import Settings
+__all__ = ["create_app"]
 
 
-def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> Flask:
-    """Build the WSGI app; settings default to the validated environment."""
-    from labapi.factory import build_app
+def __getattr__(name: str) -> Any:
+    """`labapi.create_app` is labapi.factory's, imported on first use (gunicorn's `labapi:create_app()`)."""
+    if name == "create_app":
+        from labapi.factory import create_app
 
-    return build_app(settings, log_stream=log_stream)
+        return create_app
+    raise AttributeError(f"module 'labapi' has no attribute {name!r}")

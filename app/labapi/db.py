@@ -47,11 +47,6 @@ class SimulatedDatabase:
         self.sleep(self._latency())
         return self.rng.random() >= self.failure_rate
 
-    def fetch_users(self) -> list[dict[str, object]]:
-        """Return the users list; raise DatabaseUnavailableError when every attempt fails."""
-        self.query_users()
-        return [dict(user) for user in USERS]
-
     def query_users(self) -> None:
         """Run the users query (wait, fail, retry) without building the rows: the rows are the
         constant USERS, which GET /api/users serves pre-serialized. Raise DatabaseUnavailableError

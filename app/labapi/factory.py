@@ -19,6 +19,7 @@ from typing import TextIO
 
 from flask import Flask, Response, request
 
+from labapi import extensions as ext
 from labapi.config import ConfigError, Settings, load_settings
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
@@ -57,7 +58,7 @@ def _check_multiprocess(settings: Settings) -> None:
     settings.multiproc_dir.mkdir(parents=True, exist_ok=True)
 
 
-def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = None) -> Flask:
     """Build the app from `settings` (default: the validated environment).
 
     `log_stream` replaces stdout for the log lines (tests).
@@ -67,10 +68,7 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
     configure_logging(settings.log_format, settings.log_level, log_stream)
 
     app = LabFlask("labapi")
-    app.config.update(
-        LABAPI_SETTINGS=settings,
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-    )
+    app.config.update({ext.SETTINGS: settings, "MAX_CONTENT_LENGTH": settings.max_body_bytes})
     app.json = CompactJSONProvider(app)
 
     metrics = Metrics(settings.latency_slo_seconds)
@@ -80,12 +78,12 @@ def build_app(settings: Settings | None = None, *, log_stream: TextIO | None = N
         on_failure=lambda: metrics.count_error(ERROR_DB_FAILURE, "/api/users"),
     )
     faults = _fault_state(settings, database)
-    app.extensions["labapi.metrics"] = metrics
-    app.extensions["labapi.db"] = database
-    app.extensions["labapi.faults"] = faults
+    app.extensions[ext.METRICS] = metrics
+    app.extensions[ext.DATABASE] = database
+    app.extensions[ext.FAULTS] = faults
 
     app.register_blueprint(api.bp)
-    app.extensions[api.USERS_BODY_KEY] = api.serialize_users(app)
+    app.extensions[ext.USERS_BODY] = api.serialize_users(app)
     api.add_fault_latency(app, faults)
     app.register_blueprint(health.bp)
     register_error_handlers(app, metrics)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from flask.json.provider import DefaultJSONProvider
 
 if TYPE_CHECKING:
-    from flask import Flask, Response
+    from flask import Flask
+    from werkzeug.sansio.response import Response  # what DefaultJSONProvider.response declares
 
 
 class CompactJSONProvider(DefaultJSONProvider):

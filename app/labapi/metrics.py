@@ -236,7 +236,8 @@ def metrics_wsgi_app(path: Path) -> Callable[[WSGIEnvironment, StartResponse], I
     """The /metrics endpoint: prometheus_client's WSGI app over a fresh registry per scrape."""
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return make_wsgi_app(registry=multiprocess_registry(path))(environ, start_response)
+        body: Iterable[bytes] = make_wsgi_app(registry=multiprocess_registry(path))(environ, start_response)
+        return body
 
     return app
 

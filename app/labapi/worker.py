@@ -42,6 +42,7 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.ggevent import GeventWorker
 from werkzeug.exceptions import RequestTimeout
 
+from labapi import extensions as ext
 from labapi.config import load_settings
 from labapi.errors import error_body
 from labapi.metrics import Metrics, method_label
@@ -138,7 +139,7 @@ class _DeadlineReader:
         remaining = self.deadline - monotonic()
         if remaining <= 0:
             raise self._timeout()
-        with gevent.Timeout(remaining, False):
+        with gevent.Timeout(remaining, False):  # type: ignore[arg-type]  # False: end the block, raise nothing
             return self._read(size)
         raise self._timeout()  # reached only when the timer expired during the read
 
@@ -153,7 +154,7 @@ class _BatchAcceptServer(StreamServer):
     """
 
     @property
-    def max_accept(self) -> int:  # type: ignore[override]
+    def max_accept(self) -> int:
         return MAX_ACCEPT
 
     @max_accept.setter
@@ -174,7 +175,7 @@ class LabGeventWorker(GeventWorker):
 
     def run(self) -> None:
         # GeventWorker.run builds its servers from this module-level name (worker process only).
-        gunicorn.workers.ggevent.StreamServer = _BatchAcceptServer  # type: ignore[misc]
+        gunicorn.workers.ggevent.StreamServer = _BatchAcceptServer  # type: ignore[attr-defined]  # not in its stubs
         super().run()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
@@ -193,7 +194,7 @@ class LabGeventWorker(GeventWorker):
 
     def _metrics(self) -> Metrics | None:
         extensions = getattr(self.wsgi, "extensions", None)
-        return extensions.get("labapi.metrics") if extensions else None
+        return extensions.get(ext.METRICS) if extensions else None
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         rejection = rejection_of(exc)

@@ -28,7 +28,7 @@ if values.ValueClass is values.MutexValue:  # imported before this conftest ran:
 
 from flask import Flask  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
-from labapi import create_app  # noqa: E402
+from labapi import create_app, extensions  # noqa: E402
 from labapi.config import Settings  # noqa: E402
 from labapi.faults import FaultState  # noqa: E402
 from labapi.metrics import multiprocess_registry  # noqa: E402
@@ -66,7 +66,7 @@ class LabApp:
         self.app: Flask = create_app(settings, log_stream=self.log)
         self.app.testing = False  # exercise the real error handlers (no exception propagation)
         if fast_db:
-            database = self.app.extensions["labapi.db"]
+            database = extensions.database(self.app)
             database.sleep = lambda _seconds: None
             database.rng = random.Random(1234)
         self.app.test_client_class = ClosingClient
@@ -74,7 +74,7 @@ class LabApp:
 
     @property
     def faults(self) -> FaultState:
-        return self.app.extensions["labapi.faults"]
+        return extensions.faults(self.app)
 
     def set_faults(self, document: object) -> bool:
         """Replace the fault document (atomically, as the lab does) and re-read it now."""

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from labapi import extensions
 
 USERS = [
     {"id": 101, "name": "John Doe", "email": "john@example.com"},
@@ -30,7 +37,7 @@ def test_users_returns_the_sample_users(lab):
 
 def test_users_retries_a_failed_query(lab_factory):
     lab = lab_factory(faults={"db_failure_rate": 0.5}, db_retries=1)
-    database = lab.app.extensions["labapi.db"]
+    database = extensions.database(lab.app)
     outcomes = iter([False, True])  # first attempt fails, the retry succeeds
     database._attempt = lambda: next(outcomes)
     response = lab.client.get("/api/users")
@@ -134,6 +141,27 @@ def test_readiness_names_the_database_when_it_is_down(lab_factory):
     assert response.get_json()["failing"] == ["database"]
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Make a real directory unwritable, also for root: chattr +i (immutable: access(2) says EPERM to anyone)
+    as root, chmod 0500 otherwise; undone on exit."""
+    if os.geteuid() == 0:
+        chattr = shutil.which("chattr")
+        assert chattr, "chattr is missing: install e2fsprogs (apt-get install e2fsprogs)"
+        subprocess.run([chattr, "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run([chattr, "-i", str(path)], check=True)
+    else:
+        mode = path.stat().st_mode
+        path.chmod(0o500)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+
+
 def test_check_multiproc_dir(tmp_path):
     from labapi.metrics import check_multiproc_dir
 
@@ -141,14 +169,19 @@ def test_check_multiproc_dir(tmp_path):
     assert "not a directory" in check_multiproc_dir(tmp_path / "missing")
     read_only = tmp_path / "ro"
     read_only.mkdir()
-    read_only.chmod(0o500)
-    try:
-        import os
+    with locked(read_only):
+        assert "not writable" in check_multiproc_dir(read_only)
+    assert check_multiproc_dir(read_only) is None
 
-        if os.geteuid() != 0:  # root can write anywhere
-            assert "not writable" in check_multiproc_dir(read_only)
-    finally:
-        read_only.chmod(0o700)
+
+def test_readiness_fails_while_the_real_metrics_dir_is_locked(lab):
+    """The app's own PROMETHEUS_MULTIPROC_DIR, made unwritable for real: unready, then ready again."""
+    assert lab.client.get("/health/readiness").status_code == 200
+    with locked(lab.settings.multiproc_dir):
+        response = lab.client.get("/health/readiness")
+    assert response.status_code == 503
+    assert response.get_json()["failing"] == ["metrics_dir"]
+    assert lab.client.get("/health/readiness").status_code == 200
 
 
 def test_readiness_is_503_while_draining(lab):
@@ -211,15 +244,15 @@ def test_users_body_is_byte_for_byte_what_jsonify_gives(lab):
 
     response = lab.client.get("/api/users")
     with lab.app.app_context():
-        expected = jsonify(lab.app.extensions["labapi.db"].fetch_users())
+        expected = jsonify(USERS)
     assert response.get_data() == expected.get_data()
     assert response.headers["Content-Type"] == expected.headers["Content-Type"]
     assert response.headers["Content-Length"] == expected.headers["Content-Length"]
 
 
-def test_users_query_still_waits_and_fails_like_fetch_users(lab_factory):
+def test_users_query_waits_and_fails_through_the_route(lab_factory):
     lab = lab_factory(faults={"db_failure_rate": 1.0}, db_retries=0)
-    database = lab.app.extensions["labapi.db"]
+    database = extensions.database(lab.app)
     slept: list[float] = []
     database.sleep = slept.append
     assert lab.client.get("/api/users").status_code == 503

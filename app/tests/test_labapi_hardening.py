@@ -121,22 +121,25 @@ def test_options_answers_no_content_with_allow(lab, path):
     assert response.headers["X-Request-ID"]
 
 
-def test_readiness_says_what_is_wrong_without_the_servers_folders(lab_factory, tmp_path):
+def test_readiness_says_what_is_wrong_without_the_servers_folders(lab_factory):
+    """The app's real metrics directory is moved away (and back): the body names the problem, not the path."""
     lab = lab_factory()
-    missing = tmp_path / "gone" / "metrics-dir"
-    lab.app.config["LABAPI_SETTINGS"] = lab.settings.__class__(
-        **{**{f: getattr(lab.settings, f) for f in lab.settings.__slots__}, "multiproc_dir": missing}
-    )
-    response = lab.client.get("/health/readiness")
+    real = lab.settings.multiproc_dir
+    moved = real.rename(real.with_name(real.name + ".moved"))
+    try:
+        response = lab.client.get("/health/readiness")
+    finally:
+        moved.rename(real)
     assert response.status_code == 503
     body = response.get_data(as_text=True)
-    assert str(tmp_path) not in body
+    assert str(real) not in body
     assert "/" not in json.loads(body)["checks"]["metrics_dir"]
     assert "metrics directory" in json.loads(body)["checks"]["metrics_dir"]
     assert json.loads(body)["failing"] == ["metrics_dir"]
     logged = [r for r in lab.json_logs() if r["logger"] == "labapi.health"]
     assert logged
-    assert str(missing) in logged[-1]["message"]  # the detail is in the log
+    assert str(real) in logged[-1]["message"]  # the detail is in the log
+    assert lab.client.get("/health/readiness").status_code == 200
 
 
 FORGED_PATH = "/api/x%0a2026-11-27 10:00:00,000 [CRITICAL] admin login ok%0d%1b[2J%1b]0;owned%07%e2%80%a8"

@@ -9,12 +9,15 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "lab-report", "font.size": 9})
 
@@ -59,7 +62,7 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: the SVG is inlined in HTML
 
 
-def _decorate(ax: plt.Axes, marks: Marks) -> None:
+def _decorate(ax: Axes, marks: Marks) -> None:
     for i, span in enumerate(marks.faults):
         ax.axvspan(
             span.start, span.end, color="tab:red", alpha=0.12, label="fault window" if i == 0 else None
@@ -121,7 +124,7 @@ def state_chart(key: str, title: str, rows: dict[str, list[tuple[float, float, s
         for start, end, state in rows[name]:
             ax.broken_barh([(start, max(end - start, 0.5))], (i - 0.3, 0.6), color=colours[state])
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     ax.legend(handles, list(colours), loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False)
     _decorate(ax, marks)
     ax.grid(False)
@@ -129,7 +132,7 @@ def state_chart(key: str, title: str, rows: dict[str, list[tuple[float, float, s
     return Chart(key, title, _svg(fig), len(names))
 
 
-def capacity_chart(steps: Sequence[dict], threshold_seconds: float) -> Chart:
+def capacity_chart(steps: Sequence[dict[str, Any]], threshold_seconds: float) -> Chart:
     """Throughput per step (bars; green = both SLOs held) and p99 latency against the threshold."""
     fig, ax = plt.subplots(figsize=(8, 3))
     labels = [str(s["users"]) for s in steps]

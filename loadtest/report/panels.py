@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "files" / "dashboards"
 
@@ -34,7 +35,7 @@ class Panel:
     targets: list[Target]
 
 
-def _panels(items: list[dict]) -> list[dict]:
+def _panels(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found = []
     for item in items:
         found.append(item)

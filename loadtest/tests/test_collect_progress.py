@@ -70,12 +70,6 @@ def test_collect_keeps_archive_members_inside_the_report_dir(tmp_path: Path) -> 
     assert (tmp_path / "escape.csv").exists()
 
 
-def test_latest_stats_reads_locust_console_lines() -> None:
-    text = pod_log({})
-    assert collect.latest_stats(text) == "requests=1234 failures=5 (0.41%) rps=41.10 fail/s=0.17"
-    assert collect.latest_stats("no stats") is None
-
-
 def test_progress_line_from_the_stats_history(tmp_path: Path) -> None:
     header = (
         "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,"

@@ -120,20 +120,16 @@ def test_configmap_holds_the_current_loadtest_files(rendered_dir: Path) -> None:
         assert text.strip() == (ROOT / "loadtest" / name).read_text().strip()
 
 
-def test_mounted_files_work_without_the_repository(rendered_dir: Path, tmp_path: Path) -> None:
-    """As in the pod: the files side by side in /mnt/locust, the loadtest package not importable."""
-    configmap = by_kind(docs(rendered_dir, "locust-standalone.yaml"), "ConfigMap")[0]
+def run_from_mount(configmap: dict, tmp_path: Path, lab_env: dict[str, str], code: str) -> str:
+    """As in the pod: the ConfigMap's files side by side in a folder, the loadtest package not importable
+    (no PYTHONPATH, the repository not the working directory); `code` runs with that folder as sys.argv[1]
+    and the LAB_* variables `lab_env`. Returns its standard output."""
     mount = tmp_path / "mnt-locust"
     mount.mkdir()
     for name, text in configmap["data"].items():
         (mount / name).write_text(text)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({"LAB_SHAPE": "spike", "LAB_USERS": "20", "LAB_SPAWN_RATE": "5", "LAB_DURATION": "60"})
-    env.update({"LAB_SPIKE_BASE_USERS": "2", "LAB_SPIKE_AT": "10", "LAB_SPIKE_SECONDS": "10"})
-    code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import locustfile, shapes;"
-        "assert 'loadtest' not in sys.modules; print(locustfile.SHAPE.tick(15), locustfile.LabShape().tick())"
-    )
+    env.update(lab_env)
     proc = subprocess.run(
         [sys.executable, "-c", code, str(mount)],
         cwd=tmp_path,
@@ -143,7 +139,19 @@ def test_mounted_files_work_without_the_repository(rendered_dir: Path, tmp_path:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "(20, 20.0) (2, 5.0)"
+    return proc.stdout
+
+
+def test_mounted_files_work_without_the_repository(rendered_dir: Path, tmp_path: Path) -> None:
+    """As in the pod: the files side by side in /mnt/locust, the loadtest package not importable."""
+    configmap = by_kind(docs(rendered_dir, "locust-standalone.yaml"), "ConfigMap")[0]
+    lab_env = {"LAB_SHAPE": "spike", "LAB_USERS": "20", "LAB_SPAWN_RATE": "5", "LAB_DURATION": "60"}
+    lab_env.update({"LAB_SPIKE_BASE_USERS": "2", "LAB_SPIKE_AT": "10", "LAB_SPIKE_SECONDS": "10"})
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import locustfile, shapes;"
+        "assert 'loadtest' not in sys.modules; print(locustfile.SHAPE.tick(15), locustfile.LabShape().tick())"
+    )
+    assert run_from_mount(configmap, tmp_path, lab_env, code).strip() == "(20, 20.0) (2, 5.0)"
 
 
 def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
@@ -154,27 +162,13 @@ def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
     configmap = by_kind(items, "ConfigMap")[0]
     master = next(j for j in by_kind(items, "Job") if not j["metadata"]["name"].endswith("-workers"))
     rendered_env = {e["name"]: e["value"] for e in master["spec"]["template"]["spec"]["containers"][0]["env"]}
-    mount = tmp_path / "mnt-locust"
-    mount.mkdir()
-    for name, text in configmap["data"].items():
-        (mount / name).write_text(text)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update({k: v for k, v in rendered_env.items() if k.startswith("LAB_") and k != "LAB_STEPS_FILE"})
+    lab_env = {k: v for k, v in rendered_env.items() if k.startswith("LAB_") and k != "LAB_STEPS_FILE"}
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import locustfile;"
         "assert 'loadtest' not in sys.modules; s = locustfile.SHAPE;"
         "print(s.step_seconds, s.steps, locustfile.LIMITS.latency_threshold_ms, locustfile.ApiUser.wait_time(None))"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(mount)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    step_seconds, steps, threshold_ms, wait = proc.stdout.split()
+    step_seconds, steps, threshold_ms, wait = run_from_mount(configmap, tmp_path, lab_env, code).split()
     assert int(step_seconds) >= 30  # 2 x the 15s scrape interval
     assert int(steps) == 10  # 10 -> 100 users by 10
     assert float(threshold_ms) == 300

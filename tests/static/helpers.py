@@ -1,4 +1,5 @@
-"""Shared helpers of the static Kubernetes tests: rendered files, chart defaults, Kubernetes schemas."""
+"""Shared helpers of the static Kubernetes tests: rendered files, Kubernetes schemas (chart defaults:
+scripts/resource_budget/helm_values.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 ROOT = Path(__file__).resolve().parents[2]
-CHARTS = Path(__file__).resolve().parent / "charts"
 GROUP_VARS = ROOT / "group_vars" / "all"
 
 
@@ -44,15 +44,6 @@ def manifests(rendered: Path) -> list[tuple[Path, dict[str, Any]]]:
 def jsonable(data: Any) -> Any:
     """YAML data as Helm sees it after its YAML-to-JSON step (dates become strings)."""
     return json.loads(json.dumps(data, default=str))
-
-
-def chart_defaults(key: str, version: str) -> dict[str, Any]:
-    return json.loads((CHARTS / f"{key}-{version}" / "values.json").read_text())
-
-
-def chart_schema(key: str, version: str) -> dict[str, Any] | None:
-    path = CHARTS / f"{key}-{version}" / "values.schema.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @functools.cache

@@ -1,7 +1,7 @@
 """Every key of every rendered Helm values file exists in the pinned chart's defaults, and the merged values
 pass the chart's values.schema.json where it ships one.
 
-The chart defaults (tests/static/charts/) are plain data with the charts' comments stripped, so a few places where
+The chart defaults (files/chart-defaults/) are plain data with the charts' comments stripped, so a few places where
 the lab legitimately goes below a chart default are listed in ALLOWED, each with the reason and its own check
 (a Kubernetes type in strict mode, or the structure the chart passes through). Nothing else is skipped, and an
 ALLOWED entry that the rendered values no longer use fails the test, so the list cannot rot.
@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
-from scripts.resource_budget import deep_merge
-from tests.static.helpers import chart_defaults, chart_schema, jsonable, validate_k8s_fragment
+from scripts.resource_budget.helm_values import chart_defaults, chart_schema, deep_merge
+from tests.static.helpers import jsonable, validate_k8s_fragment
 
 Check = Callable[[Any], None]
 RELEASES = ["prometheus", "loki", "alloy", "grafana"]
@@ -170,7 +170,7 @@ ALLOWED: dict[tuple[str, tuple[str, ...]], tuple[str, Check]] = {
     ),
     ("prometheus", ("alertmanager",)): (
         "the alertmanager subchart's values (the parent's defaults list only enabled/persistence/podSecurityContext):"
-        " checked against the subchart's own defaults and schema (tests/static/charts/alertmanager-1.42.0)",
+        " checked against the subchart's own defaults and schema (files/chart-defaults/alertmanager-1.42.0)",
         alertmanager_subchart,
     ),
     ("loki", ("loki", "schemaConfig")): (

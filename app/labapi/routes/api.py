@@ -11,22 +11,15 @@ import time
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from labapi.db import USERS, DatabaseUnavailableError, SimulatedDatabase
+from labapi import extensions as ext
+from labapi.db import USERS, DatabaseUnavailableError
 from labapi.errors import error_response
 from labapi.faults import FaultState
-from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_INJECTED, ERROR_SERVER, Metrics
+from labapi.metrics import ERROR_CLIENT, ERROR_DB_UNAVAILABLE, ERROR_INJECTED, ERROR_SERVER
 
 logger = logging.getLogger("labapi.api")
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def _metrics() -> Metrics:
-    return current_app.extensions["labapi.metrics"]
-
-
-def _database() -> SimulatedDatabase:
-    return current_app.extensions["labapi.db"]
 
 
 def add_fault_latency(app: Flask, faults: FaultState) -> None:
@@ -45,9 +38,6 @@ def add_fault_latency(app: Flask, faults: FaultState) -> None:
 _burst_rng = random.Random()
 
 
-USERS_BODY_KEY = "labapi.users_body"
-
-
 def serialize_users(app: Flask) -> bytes:
     """The GET /api/users body, made once per app: exactly what jsonify(USERS) gives (same JSON
     provider settings, trailing newline), since the rows are constant."""
@@ -58,17 +48,17 @@ def serialize_users(app: Flask) -> bytes:
 @bp.get("/users")
 def users() -> Response | tuple[Response, int]:
     extensions = current_app.extensions
-    burst = extensions["labapi.faults"].current.users_error_rate
+    burst = extensions[ext.FAULTS].current.users_error_rate
     if burst and _burst_rng.random() < burst:
-        _metrics().count_error(ERROR_INJECTED, "/api/users")
+        ext.metrics(current_app).count_error(ERROR_INJECTED, "/api/users")
         logger.error("Injected error (users_error_rate=%s)", burst, extra={"error_type": ERROR_INJECTED})
         return error_response(500, "Internal Server Error", "injected error burst (fault users_error_rate)")
     try:
-        extensions["labapi.db"].query_users()
-        return Response(extensions[USERS_BODY_KEY], mimetype="application/json")
+        extensions[ext.DATABASE].query_users()
+        return Response(extensions[ext.USERS_BODY], mimetype="application/json")
     except DatabaseUnavailableError as exc:
         logger.error("Users query failed after retries: %s", exc, extra={"error_type": ERROR_DB_UNAVAILABLE})
-        _metrics().count_error(ERROR_DB_UNAVAILABLE, "/api/users")
+        ext.metrics(current_app).count_error(ERROR_DB_UNAVAILABLE, "/api/users")
         return error_response(503, "Service Unavailable", "the database is unavailable, try again later")
 
 
@@ -141,8 +131,8 @@ def _finite_float(text: str) -> float:
 @bp.get("/error")
 def error() -> tuple[Response, int]:
     if request.args.get("type") == "client":
-        _metrics().count_error(ERROR_CLIENT, "/api/error")
+        ext.metrics(current_app).count_error(ERROR_CLIENT, "/api/error")
         return error_response(400, "Bad Request", "simulated client error (type=client)")
-    _metrics().count_error(ERROR_SERVER, "/api/error")
+    ext.metrics(current_app).count_error(ERROR_SERVER, "/api/error")
     logger.error("Simulated server error")
     return error_response(500, "Internal Server Error", "simulated server error")

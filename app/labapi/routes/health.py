@@ -6,8 +6,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from labapi.db import SimulatedDatabase
-from labapi.faults import Faults
+from labapi import extensions as ext
 from labapi.lifecycle import shutdown_state
 from labapi.metrics import check_multiproc_dir
 
@@ -24,12 +23,12 @@ def liveness() -> Response:
 
 @bp.get("/readiness")
 def readiness() -> tuple[Response, int]:
-    settings = current_app.config["LABAPI_SETTINGS"]
-    database: SimulatedDatabase = current_app.extensions["labapi.db"]
+    settings = ext.settings(current_app)
+    database = ext.database(current_app)
     checks: dict[str, str] = {}
     if shutdown_state.draining:
         checks["shutdown"] = "the process is shutting down"
-    faults: Faults = current_app.extensions["labapi.faults"].current
+    faults = ext.faults(current_app).current
     if faults.force_unready:
         checks["forced"] = "the fault document sets force_unready"
     if not database.ping():
