@@ -1,4 +1,4 @@
-"""The Kubernetes summary's text (roles/lab_common/tasks/summary_kubernetes.yml), rendered from a stand-in for the
+"""The Kubernetes summary's text (roles/lab_summary/tasks/kubernetes.yml), rendered from a stand-in for the
 pod listing (the first task, which needs a cluster): namespaces, pods' state, the exact commands, Grafana's login."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PODS = {
 
 
 def summary(tmp_path: Path, *extra: str) -> str:
-    tasks = yaml.safe_load((ROOT / "roles/lab_common/tasks/summary_kubernetes.yml").read_text())
+    tasks = yaml.safe_load((ROOT / "roles/lab_summary/tasks/kubernetes.yml").read_text())
     printer = [t for t in tasks if "ansible.builtin.debug" in t]
     assert len(printer) == 1
     play = [
@@ -39,7 +39,7 @@ def summary(tmp_path: Path, *extra: str) -> str:
             "tasks": [
                 {
                     "name": "Stand in for the pod listing",
-                    "ansible.builtin.set_fact": {"__lab_common_k8s_pods": PODS},
+                    "ansible.builtin.set_fact": {"__lab_summary_k8s_pods": PODS},
                 },
                 *printer,
             ],
