@@ -1,7 +1,9 @@
 """How pytest-xdist shares this repository's suites between its workers (loaded by `-p` from pyproject.toml).
 
-pyproject.toml runs every pytest with `-n 2 --dist loadfile --no-loadscope-reorder`: two worker processes, each
-taking whole work units. A unit is one test module (loadfile), so a module-scoped fixture (a gunicorn server, a Prometheus, a local lab brought
+`pytest -n 2 --dist loadfile --no-loadscope-reorder` runs the suites on two worker processes, each taking whole
+work units. (Not the default in pyproject.toml yet: in the first full parallel runs on a machine loaded by other
+work, tests/local/test_local_preflight.py failed while tests/local/test_local_optional.py ran on the other worker,
+for a reason not found yet; free_port() gives each worker its own port range since.) A unit is one test module (loadfile), so a module-scoped fixture (a gunicorn server, a Prometheus, a local lab brought
 up by site.yml) starts once, on one worker, exactly as in a serial run. The modules of a directory listed in
 SHARED_LAB_DIRS form one unit: they share a package-scoped lab (their conftest.py), which must come up once.
 
@@ -13,7 +15,7 @@ modules (few tests, minutes each) last and leaves one worker idle while the othe
 --no-loadscope-reorder the units go out in collection order, which this plugin sorts: the modules marked
 `long_running` (a real site.yml bring-up) first, everything else as collected.
 
-`-n 0` runs everything in this process, serially (e.g. with `-s` to see the figures some tests print).
+Without -n everything runs in this process, serially; the sort above still applies.
 """
 
 from __future__ import annotations
