@@ -145,7 +145,8 @@ fi
 
 export LAB_TEST_BASE_IMAGE=$base LAB_IMAGE_TEST_DIR=$state
 set +e
-"$pytest" -m image "$root/tests/image" "$@"
+# -n 0: one process (the tests share one engine and one built image, as session fixtures).
+"$pytest" -n 0 -m image "$root/tests/image" "$@"
 rc=$?
 set -e
 exit "$rc"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -34,8 +36,20 @@ def run_playbook(playbook: str, *args: str, check: bool = True) -> subprocess.Co
 
 
 @pytest.fixture(scope="session")
-def rendered_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Everything playbooks/render.yml writes (Kubernetes platform), rendered once per session."""
-    out = tmp_path_factory.mktemp("rendered")
-    run_playbook("render.yml", "-e", f"lab_render_dir={out}", "-e", "lab_platform=minikube")
+def rendered_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """Everything playbooks/render.yml writes (Kubernetes platform), rendered once per run (read it, never write it).
+
+    Under pytest-xdist the workers share one rendering: the first that needs it renders it under a file lock into
+    the run's common temporary directory, the others wait for it and read the same files."""
+    if worker_id == "master":  # not under xdist (-n 0)
+        out = tmp_path_factory.mktemp("rendered")
+        run_playbook("render.yml", "-e", f"lab_render_dir={out}", "-e", "lab_platform=minikube")
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N/, above every worker's popen-gwK/
+    out = shared / "rendered"
+    with FileLock(shared / "rendered.lock"):
+        if not (shared / "rendered.done").exists():
+            shutil.rmtree(out, ignore_errors=True)  # a worker that failed half-way
+            run_playbook("render.yml", "-e", f"lab_render_dir={out}", "-e", "lab_platform=minikube")
+            (shared / "rendered.done").touch()
     return out

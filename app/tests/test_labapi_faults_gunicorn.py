@@ -1,7 +1,7 @@
 """Run-time faults under a real gunicorn with several gevent workers: a change reaches every worker
 without a restart (same master, same workers, counters keep counting), and bad documents change nothing.
 
-The propagation time is printed (pytest -s shows it): from the atomic rename of the document to the
+The propagation time is printed (pytest -n 0 -s shows it): from the atomic rename of the document to the
 moment every worker reports the new values in app_fault, at the default APP_FAULTS_POLL_SECONDS (1 s).
 """
 

@@ -22,7 +22,8 @@ from tests.conftest import run_playbook
 from tests.support.prometheus import start_prometheus, wait_for_series
 from tests.support.servers import Server, free_port, start_app
 
-pytestmark = pytest.mark.slow
+# Ten stress.yml runs against one app and Prometheus: minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.long_running]
 
 LABELS = {"app": "flask-api", "namespace": "sre-lab"}
 SHORT_RUN = {

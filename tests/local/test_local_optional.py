@@ -3,7 +3,8 @@
 The real binaries are not installed on the test machines, so this checks the monitoring role's plumbing for them: the
 configuration it writes (grafana.ini, the shared Grafana provisioning, dashboards, loki.yml, config.alloy), the admin
 password file, the supervisord programs and their readiness waits, the summary, a second run changing nothing, and
-teardown. It runs the real site.yml (API, Prometheus, Alertmanager included) on free ports in a temporary lab_dir.
+teardown. It runs the real site.yml (API, Prometheus, Alertmanager included) on free ports in a temporary lab_dir,
+three times (bring-up, a changed Prometheus setting, the same again), all in the module's fixture.
 
 It sets no lab_platform: with the default (auto) and no Minikube driver answering (DOCKER_HOST points at a socket
 nobody listens on), site.yml and teardown.yml fall back to the local platform, so this is also the real bring-up
@@ -26,10 +27,12 @@ import yaml
 from tests.conftest import BIN, ROOT, ansible_env
 from tests.support.servers import free_local_ports
 
-# Four site.yml runs and a teardown: up to 15 minutes on a busy 2-CPU machine.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+# Three site.yml runs and a teardown: up to 15 minutes on a busy 2-CPU machine.
+pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(1800)]
 
 OPTIONAL = ("grafana", "loki", "alloy")
+# The setting the second site.yml run changes (and the third repeats): Prometheus's rule evaluation interval.
+CHANGED = {"monitoring_local_evaluation_interval": "20s"}
 
 
 def listening(port: int) -> bool:
@@ -76,19 +79,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         ]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
+    # Three site.yml runs: the bring-up; one Prometheus setting changed (a reload, no restart); the same settings
+    # again (a second run changes nothing). Molecule's idempotence step repeats the default settings.
     stamp = base / "lab" / "venv" / "lab-image.json"
     first = run("site.yml")
     image_first = stamp.read_text() if stamp.exists() else ""
-    second = run("site.yml") if first.returncode == 0 else None
-    image_second = stamp.read_text() if stamp.exists() else ""
+    prometheus_pid = _prometheus_pid(base / "lab") if first.returncode == 0 else ""
+    changed = run("site.yml", **CHANGED) if first.returncode == 0 else None
+    again = run("site.yml", **CHANGED) if changed is not None and changed.returncode == 0 else None
+    image_again = stamp.read_text() if stamp.exists() else ""
     state = {
         "base": base,
         "lab_dir": base / "lab",
         "records": records,
         "ports": ports,
         "first": first,
-        "second": second,
-        "same_image": image_first == image_second,
+        "prometheus_pid": prometheus_pid,
+        "changed": changed,
+        "again": again,
+        "same_image": image_first == image_again,
         "run": run,
     }
     yield state
@@ -138,12 +147,13 @@ def changed_tasks(stdout: str) -> list[str]:
 
 
 def test_second_run_changes_nothing(lab: dict) -> None:
-    _ok(lab["second"])
-    changed = changed_tasks(lab["second"].stdout)
+    """The third site.yml run repeats the second's settings: nothing changes."""
+    _ok(lab["again"])
+    changed = changed_tasks(lab["again"].stdout)
     if lab["same_image"]:
         assert changed == [], changed
     else:
-        # app/ was edited between the two runs (a shared working tree): a new image, and only the API follows it.
+        # app/ was edited between the runs (a shared working tree): a new image, and only the API follows it.
         assert all(name.startswith(("app_image :", "app_deploy :")) for name in changed), changed
 
 
@@ -173,9 +183,9 @@ def test_grafana_gets_the_shared_provisioning_and_a_password_file(lab: dict) -> 
     assert secret_key != "SW2YcwTIb9zpOOhoPsMm"  # Grafana's published default
     for text in (" ".join(record["argv"]), (lab_dir / "grafana" / "grafana.ini").read_text()):
         assert secret_key not in text
-    for run in ("first", "second"):
+    for run in ("first", "changed", "again"):
         assert secret_key not in lab[run].stdout + lab[run].stderr
-    assert secret_key_file.read_text() == secret_key  # the second run kept it
+    assert secret_key_file.read_text() == secret_key  # the later runs kept it
     datasources = yaml.safe_load((lab_dir / "grafana/provisioning/datasources/lab.yml").read_text())
     by_uid = {ds["uid"]: ds for ds in datasources["datasources"]}
     assert by_uid["lab-prometheus"]["url"] == f"http://127.0.0.1:{lab['ports']['prometheus']}"
@@ -228,7 +238,7 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
 
 
 def test_lab_dir_its_logs_and_credentials_are_private(lab: dict) -> None:
-    _ok(lab["second"])
+    _ok(lab["again"])
     lab_dir: Path = lab["lab_dir"]
     for path in (lab_dir, lab_dir / "logs", lab_dir / "credentials", lab_dir / "supervisor"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
@@ -264,25 +274,21 @@ def _prometheus_pid(lab_dir: Path) -> str:
 
 
 def test_prometheus_has_no_lifecycle_api_and_reloads_on_sighup(lab: dict) -> None:
-    _ok(lab["second"])
+    _ok(lab["again"])
     lab_dir: Path = lab["lab_dir"]
     base = f"http://127.0.0.1:{lab['ports']['prometheus']}"
-    pid = _prometheus_pid(lab_dir)
+    pid = lab["prometheus_pid"]  # after the first run, before the configuration change
     assert pid.isdigit()
     assert "--web.enable-lifecycle" not in Path(f"/proc/{pid}/cmdline").read_text()
     for endpoint in ("/-/quit", "/-/reload"):
         status, body = _get(base + endpoint, "POST")
         assert status == 403, (endpoint, status, body)
     assert _get(base + "/-/ready")[0] == 200  # still running
-    # a configuration change reloads it (SIGHUP through supervisord), without a restart
-    changed = lab["run"]("site.yml", monitoring_local_evaluation_interval="20s")
-    _ok(changed)
-    names = changed_tasks(changed.stdout)
+    # the configuration change reloaded it (SIGHUP through supervisord), without a restart
+    _ok(lab["changed"])
+    names = changed_tasks(lab["changed"].stdout)
     assert "monitoring : Reload Prometheus with SIGHUP (rules or prometheus.yml changed)" in names, names
     config = json.loads(_get(base + "/api/v1/status/config")[1])["data"]["yaml"]
     assert "evaluation_interval: 20s" in config
     assert _prometheus_pid(lab_dir) == pid
-    again = lab["run"]("site.yml", monitoring_local_evaluation_interval="20s")
-    _ok(again)
-    if lab["same_image"]:
-        assert changed_tasks(again.stdout) == []
+    # (the run after it, with the same settings, changed nothing: test_second_run_changes_nothing)

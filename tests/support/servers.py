@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,11 +37,45 @@ GUNICORN_CONF = APP_DIR / "gunicorn.conf.py"
 APP_SPEC = "labapi:create_app()"
 
 
+# Ports handed out by free_port() in this process: a port may be used minutes after it was chosen (a site.yml run).
+_GIVEN: set[int] = set()
+
+
+def _port_range() -> range:
+    """This process's share of the ports below the kernel's ephemeral range.
+
+    The kernel hands out ports for bind(("127.0.0.1", 0)) and outgoing connections from the ephemeral range only, so
+    a port chosen below it stays free until the test listens on it, even when that is minutes later (a local lab's
+    ports during its site.yml run). Each pytest-xdist worker gets its own slice, so two workers never pick the same
+    port (PYTEST_XDIST_WORKER=gwN of PYTEST_XDIST_WORKER_COUNT; one slice, the whole range, without xdist).
+    """
+    low = 10000
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    start = 10000 if low > 12000 else 1024
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(worker) if worker.isdigit() else 0
+    size = (low - start) // max(count, 1)
+    return range(start + index * size, start + (index + 1) * size)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, from this worker's own range (_port_range), never
+    the same one twice in a process."""
+    ports = _port_range()
+    for _ in range(200):
+        port = random.choice(ports)
+        if port in _GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone listens (or is connected) there
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {ports}")
 
 
 def free_local_ports() -> dict[str, int]:

@@ -1,10 +1,11 @@
 """Run-time faults end to end on the local platform: the real site.yml deploys the lab (API under supervisord,
-Prometheus, Alertmanager) on free ports in a temporary lab_dir, then the real playbooks/faults.yml (app_deploy's
-`faults` entry point) switches faults on the running API and back, and teardown.yml removes everything.
+Prometheus, Alertmanager) on free ports in a temporary lab_dir (the directory's shared local lab, conftest.py, also
+used by test_drills_local.py), then the real playbooks/faults.yml (app_deploy's `faults` entry point) switches
+faults on the running API and back, and teardown.yml removes everything.
 
 Checked: the switch needs no restart (same gunicorn master and workers, counters keep counting), it returns only
 once every worker reports the document, bad documents change nothing, and Prometheus sees app_fault. The time
-from the switch to "in effect on every worker" is printed (pytest -s).
+from the switch to "in effect on every worker" is printed (pytest -n 0 -s).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
 from tests.support.prometheus import query, wait_for_series
-from tests.support.servers import free_local_ports, worker_pids
+from tests.support.servers import worker_pids
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # site.yml on a busy 2-core machine takes minutes
+# site.yml on a busy 2-core machine takes minutes (when this module is the first to ask for the lab)
+pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(1800)]
 
 
 def _status(url: str) -> tuple[int, dict]:
@@ -55,17 +57,11 @@ def _requests_served(text: str) -> float:
     )
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    base = tmp_path_factory.mktemp("faults-lab")
-    ports = free_local_ports()
-    extra = {
-        "lab_platform": "local",
-        "lab_dir": str(base / "lab"),
-        "lab_local_ports": ports,
-        "monitoring_local_scrape_interval": "2s",
-        "monitoring_local_evaluation_interval": "2s",
-    }
+@pytest.fixture
+def lab(local_lab: dict[str, Any]) -> dict[str, Any]:
+    """The directory's shared local lab (conftest.py), with this module's helpers: `run` runs a playbook with the
+    lab's own settings (so nothing else changes), `master` is the API's gunicorn master PID from supervisorctl."""
+    lab_dir: Path = local_lab["lab_dir"]
     env = ansible_env()
     env["ANSIBLE_NOCOLOR"] = "1"
 
@@ -74,31 +70,25 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             str(BIN / "ansible-playbook"),
             str(ROOT / "playbooks" / playbook),
             "-e",
-            json.dumps(extra),
+            json.dumps(local_lab["settings"]),
             *more,
         ]
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
-    site = run("site.yml")
-    try:
-        assert site.returncode == 0, site.stdout[-6000:] + site.stderr[-2000:]
-        supervisorctl = [
-            str(base / "lab/supervisor/venv/bin/supervisorctl"),
-            "-c",
-            str(base / "lab/supervisor/supervisord.conf"),
-        ]
-        yield {
-            "run": run,
-            "api": f"http://127.0.0.1:{ports['api']}",
-            "prometheus": f"http://127.0.0.1:{ports['prometheus']}",
-            "faults_file": base / "lab" / "run" / "faults.yaml",
-            "master": lambda: int(
-                subprocess.run([*supervisorctl, "pid", "app"], capture_output=True, text=True).stdout
-            ),
-        }
-    finally:
-        teardown = run("teardown.yml")
-        assert teardown.returncode == 0, teardown.stdout[-4000:]
+    supervisorctl = [
+        str(lab_dir / "supervisor/venv/bin/supervisorctl"),
+        "-c",
+        str(lab_dir / "supervisor/supervisord.conf"),
+    ]
+    return {
+        "run": run,
+        "api": local_lab["urls"]["api"],
+        "prometheus": local_lab["urls"]["prometheus"],
+        "faults_file": lab_dir / "run" / "faults.yaml",
+        "master": lambda: int(
+            subprocess.run([*supervisorctl, "pid", "app"], capture_output=True, text=True).stdout
+        ),
+    }
 
 
 def test_the_faults_playbook_switches_a_running_local_lab_without_a_restart(lab: dict) -> None:

@@ -1,79 +1,33 @@
 """playbooks/drill.yml end to end on the local platform: real drills against a real local lab.
 
-The lab is brought up once by playbooks/site.yml (the API under gunicorn and supervisord, Prometheus with the
-lab's rules, Alertmanager) in tmp_path on free ports, with 1s scrapes and evaluations, a 1d SLO window (1-minute
-short alert windows) and a 20s ApiNotReady window, so each drill takes seconds instead of minutes. Then the drills
+The lab is the directory's shared local lab (conftest.py: playbooks/site.yml once, for this module and
+test_faults_local.py; 1s scrapes and evaluations, a 1d SLO window with 1-minute short alert windows and a 20s
+ApiNotReady window, so each drill takes seconds instead of minutes). The drills
 db-outage, unready and none run as a user runs them (stress_test's Locust as the load, app_deploy's faults entry
 point for the fault), and each report is checked against what Prometheus (the ALERTS series, app_fault) and
-Alertmanager recorded. teardown.yml stops everything at the end, also on failure.
+Alertmanager recorded. teardown.yml stops everything at the end, also on failure (conftest.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-import os
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_playbook
-from tests.support.prometheus import query, require_binary
-from tests.support.servers import free_local_ports
+from tests.conftest import run_playbook
+from tests.support.prometheus import query
 
-# Bringing the local lab up (site.yml) takes minutes on a busy 2-core machine: the module gets 30 minutes.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
-
-DRILLS = yaml.safe_load((ROOT / "group_vars" / "all" / "drills.yml").read_text())["lab_drills"]
+# Bringing the local lab up (site.yml) takes minutes on a busy 2-core machine: each test gets 30 minutes.
+pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(1800)]
 
 
-def _drills_for_the_test() -> list[dict[str, Any]]:
-    """The shipped drills; only the control drill watches for 15 s instead of 2 minutes (a trainer's kind of edit)."""
-    drills = copy.deepcopy(DRILLS)
-    next(d for d in drills if d["name"] == "none")["deadline"] = "15s"
-    return drills
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    for tool in ("prometheus", "promtool", "prometheus-alertmanager"):  # Debian's name for Alertmanager
-        require_binary(tool)
-    tmp = tmp_path_factory.mktemp("drill-lab")
-    ports = free_local_ports()
-    settings: dict[str, Any] = {
-        "lab_platform": "local",
-        "lab_dir": str(tmp / "lab"),
-        "lab_local_ports": ports,
-        "monitoring_local_scrape_interval": "1s",
-        "monitoring_local_evaluation_interval": "1s",
-        "monitoring_local_retention": "1d",
-        "app_deploy_shutdown_drain_seconds": 0,
-        "lab_slo": {
-            "window": "1d",
-            "availability": {"objective": 99.5},
-            "latency": {"objective": 99.0, "threshold_seconds": 0.3},
-            "outage_error_ratio": 0.2,
-        },
-        "monitoring_not_ready_window": "20s",
-        "lab_drills": _drills_for_the_test(),
-        "drill_warmup_seconds": 5,
-        "drill_poll_interval": 1,
-    }
-    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in ("api", "prometheus", "alertmanager")}
-    try:
-        run_playbook("site.yml", "-e", json.dumps(settings))
-        yield {"settings": settings, "urls": urls, "dir": tmp}
-    finally:
-        run_playbook("teardown.yml", "-e", json.dumps(settings), check=False)
-        pid_file = tmp / "lab" / "supervisor" / "supervisord.pid"
-        if pid_file.exists():  # teardown failed: stop the lab's supervisord (and its programs) by its PID
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+@pytest.fixture
+def lab(local_lab: dict[str, Any]) -> dict[str, Any]:
+    """The directory's shared local lab (conftest.py): its settings, URLs and directory."""
+    return local_lab
 
 
 def drill(lab: dict[str, Any], name: str, check: bool = True):
