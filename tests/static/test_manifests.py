@@ -182,7 +182,10 @@ def test_restricted_security_context(api: dict[str, dict[str, Any]]) -> None:
 def test_settings_reach_the_configmap_and_faults_the_faults_configmap(api: dict[str, dict[str, Any]]) -> None:
     app = group_vars("app")
     data = api["ConfigMap"]["data"]
-    for name, value in app["app_deploy_settings"].items():
+    # The latency threshold has one owner, the SLO spec: the app's setting is derived from it.
+    threshold = group_vars("slo")["lab_slo"]["latency"]["threshold_seconds"]
+    expected = dict(app["app_deploy_settings"], APP_LATENCY_SLO_SECONDS=str(threshold))
+    for name, value in expected.items():
         assert data[name] == str(value), name
     assert all(isinstance(v, str) for v in data.values())
     # No fault is a start-up setting any more (the app refuses the retired variables).
@@ -261,9 +264,15 @@ def test_only_a_settings_change_rolls_the_pods_never_a_fault_change(
         "users_error_rate": 0.5,
     }
     settings = dict(group_vars("app")["app_deploy_settings"], APP_LOG_LEVEL="DEBUG")
+    # ... and the SLO's latency threshold, which the app's APP_LATENCY_SLO_SECONDS follows (1: a new bucket)
+    slo = copy.deepcopy(group_vars("slo")["lab_slo"])
+    slo["latency"]["threshold_seconds"] = 1
     again, faulty, reset = tmp_path / "again", tmp_path / "faulty", tmp_path / "reset"
     run_playbook("render.yml", "-e", f"lab_render_dir={again}", "-e", "lab_platform=minikube")
-    for where, extra in ((faulty, {"app_deploy_faults": faults}), (reset, {"app_deploy_settings": settings})):
+    for where, extra in (
+        (faulty, {"app_deploy_faults": faults}),
+        (reset, {"app_deploy_settings": settings, "lab_slo": slo}),
+    ):
         run_playbook(
             "render.yml",
             "-e",
@@ -284,6 +293,9 @@ def test_only_a_settings_change_rolls_the_pods_never_a_fault_change(
     assert checksum(faulty) == checksum(rendered_dir)
     assert template(faulty) == template(rendered_dir)
     assert checksum(reset) != checksum(rendered_dir)
+    reset_data = _by_kind(reset, "app_deploy")["ConfigMap"]["data"]
+    assert reset_data["APP_LOG_LEVEL"] == "DEBUG"
+    assert reset_data["APP_LATENCY_SLO_SECONDS"] == "1"
     faulty_cm = _by_kind(faulty, "app_deploy")["ConfigMap/flask-api-faults"]
     assert yaml.safe_load(faulty_cm["data"]["faults.yaml"]) == faults
     # Only the faults ConfigMap differs between the baseline and the faulty render.
