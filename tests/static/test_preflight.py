@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import BIN, ROOT, ansible_env
 
@@ -133,3 +134,13 @@ def test_a_failed_tool_install_says_what_to_do(tmp_path: Path) -> None:
     assert f"into {tmp_path}/.sre-lab/bin" in text
     assert "install them yourself: minikube (https://minikube.sigs.k8s.io/docs/start/)" in text
     assert not (tmp_path / ".sre-lab" / "bin" / "minikube").exists()
+
+
+def test_a_latency_threshold_the_api_would_refuse_stops_before_anything_changes(tmp_path: Path) -> None:
+    """The API's APP_LATENCY_SLO_SECONDS is derived from the SLO's threshold, and the API accepts 0.001-60 s:
+    a threshold outside that range stops the run at the SLO check, not at the API's start-up in a pod."""
+    slo = yaml.safe_load((ROOT / "group_vars" / "all" / "slo.yml").read_text())["lab_slo"]
+    slo["latency"]["threshold_seconds"] = 100
+    text = assert_helpful_failure(site(tmp_path, "-e", json.dumps({"lab_slo": slo})), "Bad SLO spec lab_slo")
+    assert "latency.threshold_seconds from 0.001 to 60" in text
+    assert "latency.threshold_seconds=100" in text
