@@ -222,7 +222,7 @@ def test_provisioning(provisioning_default: Path) -> None:
     assert set(by_uid) == {PROMETHEUS_UID, LOKI_UID}
     assert by_uid[PROMETHEUS_UID]["type"] == "prometheus"
     assert by_uid[LOKI_UID]["type"] == "loki"
-    assert by_uid[PROMETHEUS_UID]["url"] == "http://prometheus-server.monitoring.svc.cluster.local"
+    assert by_uid[PROMETHEUS_UID]["url"] == "http://prometheus-server.monitoring.svc.cluster.local:80"
     assert by_uid[PROMETHEUS_UID]["isDefault"] is True
     providers = yaml.safe_load((provisioning_default / "dashboards.yml").read_text())
     assert providers["apiVersion"] == 1
