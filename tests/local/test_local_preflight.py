@@ -1,7 +1,7 @@
 """The local platform's preflight: bad input and a taken port stop site.yml early with a message that says what to do.
 
-Each test runs the real playbooks/site.yml (or teardown.yml) with lab_platform=local against a lab_dir in tmp_path,
-limited by tags to the preflight that is being tested, so no process is started.
+Each test runs the real playbooks/site.yml (or teardown.yml) with lab_platform=local against a short lab_dir under
+pytest's temporary folder, limited by tags to the preflight that is being tested, so no process is started.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from tests.support.servers import free_local_ports
 def ports() -> dict[str, int]:
     """A port map for lab_local_ports where every port is free right now."""
     return free_local_ports()
+
+
+@pytest.fixture
+def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lab_dir with a short path: the supervisor socket under it must stay under 100 characters (the preflight
+    checks that), and tmp_path's name grows with the test's name and, under pytest-xdist, the worker's folder."""
+    return tmp_path_factory.mktemp("pf") / "lab"
 
 
 @pytest.fixture
@@ -59,11 +66,11 @@ def output(proc: subprocess.CompletedProcess[str]) -> str:
     return " ".join((proc.stdout + proc.stderr).split())
 
 
-def test_port_taken_by_another_process_stops_the_api(tmp_path: Path, ports: dict[str, int], squatter) -> None:
+def test_port_taken_by_another_process_stops_the_api(lab_dir: Path, ports: dict[str, int], squatter) -> None:
     taken = squatter.getsockname()[1]
     proc = run(
         "site.yml",
-        tmp_path / "lab",
+        lab_dir,
         {"lab_local_ports": {**ports, "api": taken}},
         "--tags",
         "app_deploy_preflight",
@@ -78,12 +85,12 @@ def test_port_taken_by_another_process_stops_the_api(tmp_path: Path, ports: dict
 
 
 def test_port_taken_by_another_process_stops_prometheus(
-    tmp_path: Path, ports: dict[str, int], squatter
+    lab_dir: Path, ports: dict[str, int], squatter
 ) -> None:
     taken = squatter.getsockname()[1]
     proc = run(
         "site.yml",
-        tmp_path / "lab",
+        lab_dir,
         {"lab_local_ports": {**ports, "prometheus": taken}},
         "--tags",
         "monitoring_preflight",
@@ -93,11 +100,11 @@ def test_port_taken_by_another_process_stops_prometheus(
     assert f"Port {taken} on 127.0.0.1 (lab_local_ports.prometheus, for prometheus) is already in use" in text
 
 
-def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -> None:
+def test_free_ports_pass_the_preflights(lab_dir: Path, ports: dict[str, int]) -> None:
     # app_deploy's preflight also wants the app's image: with no image it says how to build it, after the port check.
-    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports}, "--tags", "monitoring_preflight")
+    proc = run("site.yml", lab_dir, {"lab_local_ports": ports}, "--tags", "monitoring_preflight")
     assert proc.returncode == 0, output(proc)[-3000:]
-    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports}, "--tags", "app_deploy_preflight")
+    proc = run("site.yml", lab_dir, {"lab_local_ports": ports}, "--tags", "app_deploy_preflight")
     text = output(proc)
     assert proc.returncode != 0
     assert "already in use" not in text
@@ -144,22 +151,22 @@ def test_free_ports_pass_the_preflights(tmp_path: Path, ports: dict[str, int]) -
     ids=["scrape-interval", "retention", "workers", "settings-shape", "fault-document", "python"],
 )
 def test_bad_input_gets_a_clear_message(
-    tmp_path: Path, ports: dict[str, int], extra: dict[str, object], tags: str, expected: str
+    lab_dir: Path, ports: dict[str, int], extra: dict[str, object], tags: str, expected: str
 ) -> None:
-    proc = run("site.yml", tmp_path / "lab", {"lab_local_ports": ports, **extra}, "--tags", tags)
+    proc = run("site.yml", lab_dir, {"lab_local_ports": ports, **extra}, "--tags", tags)
     text = output(proc)
     assert proc.returncode != 0, text[-3000:]
     assert expected in text, text[-3000:]
 
 
-def test_missing_binaries_message_says_what_to_install(tmp_path: Path, ports: dict[str, int]) -> None:
+def test_missing_binaries_message_says_what_to_install(lab_dir: Path, ports: dict[str, int]) -> None:
     binaries = {
         name: [f"/nonexistent/{name}"]
         for name in ("prometheus", "promtool", "alertmanager", "amtool", "grafana", "loki", "alloy")
     }
     proc = run(
         "site.yml",
-        tmp_path / "lab",
+        lab_dir,
         {"lab_local_ports": ports, "monitoring_local_binaries": binaries},
         "--tags",
         "monitoring_preflight",
