@@ -1,11 +1,12 @@
 """How pytest-xdist shares this repository's suites between its workers (loaded by `-p` from pyproject.toml).
 
-`pytest -n 2 --dist loadfile --no-loadscope-reorder` runs the suites on two worker processes, each taking whole
-work units. (Not the default in pyproject.toml yet: in the first full parallel runs on a machine loaded by other
-work, tests/local/test_local_preflight.py failed while tests/local/test_local_optional.py ran on the other worker,
-for a reason not found yet; free_port() gives each worker its own port range since.) A unit is one test module (loadfile), so a module-scoped fixture (a gunicorn server, a Prometheus, a local lab brought
-up by site.yml) starts once, on one worker, exactly as in a serial run. The modules of a directory listed in
-SHARED_LAB_DIRS form one unit: they share a package-scoped lab (their conftest.py), which must come up once.
+`pytest -n 2 --dist loadfile --no-loadscope-reorder` (what `make pytest` runs) runs the suites on two worker
+processes, each taking whole work units. A unit is one test module (loadfile), so a module-scoped fixture (a gunicorn
+server, a Prometheus, a local lab brought up by site.yml) starts once, on one worker, exactly as in a serial run.
+Under xdist tmp_path is one folder deeper (popen-gwN/): a lab_dir must stay short enough for its supervisor socket
+(under 100 characters, checked by the preflight), and every server takes its port from free_port(). The modules of
+a directory listed in SHARED_LAB_DIRS form one unit: they share a package-scoped lab (their conftest.py), which must
+come up once.
 
 (`--dist loadgroup` with `xdist_group` marks would say the same, but pytest-xdist 3.8 renames node ids to group them
 and pytest 9 ignores that rename: its groups are silently split. The scheduler below groups by path instead.)
