@@ -191,3 +191,23 @@ def test_teardown_refuses_to_remove_the_home_directory(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "looks like a system or home directory" in text
     assert (home / "keep").is_dir()
+
+
+def test_teardown_keeps_the_run_reports_and_removes_the_rest(lab_dir: Path) -> None:
+    """The reports of stress runs and drills are the user's results: teardown removes the lab's state around them."""
+    report = lab_dir / "reports" / "20261127T000000Z" / "report.md"
+    drill = lab_dir / "reports" / "drills" / "db-outage" / "report.json"
+    state = [lab_dir / "venv" / "bin" / "python", lab_dir / "logs" / "app.log", lab_dir / ".hidden"]
+    for path in (report, drill, *state):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    proc = run("teardown.yml", lab_dir, {})
+    text = output(proc)
+    assert proc.returncode == 0, text[-3000:]
+    assert report.read_text() == "x"
+    assert drill.read_text() == "x"
+    assert sorted(p.name for p in lab_dir.iterdir()) == ["reports"]
+    assert f"Kept the run reports in {lab_dir}/reports" in text
+    again = run("teardown.yml", lab_dir, {})
+    assert again.returncode == 0, output(again)[-3000:]
+    assert "changed=0" in output(again)
