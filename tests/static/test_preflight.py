@@ -124,7 +124,7 @@ def test_a_failed_tool_install_says_what_to_do(tmp_path: Path) -> None:
         "-e",
         "minikube_reset_install_tools=true",
         "-e",
-        json.dumps({"_minikube_reset_tool_urls": urls}),
+        json.dumps({"_lab_shared_tool_urls": urls}),
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out[-3000:]
