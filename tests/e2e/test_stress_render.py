@@ -170,6 +170,6 @@ def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
     )
     step_seconds, steps, threshold_ms, wait = run_from_mount(configmap, tmp_path, lab_env, code).split()
     assert int(step_seconds) >= 30  # 2 x the 15s scrape interval
-    assert int(steps) == 10  # 10 -> 100 users by 10
+    assert int(steps) == 12  # 50 -> 600 users by 50
     assert float(threshold_ms) == 300
     assert float(wait) == 0  # no think time
