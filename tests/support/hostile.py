@@ -4,6 +4,9 @@
   request every `hold_interval` seconds on the same connection, reconnecting whenever the server
   closes it) and `tricklers` that send a POST /api/echo body at 2 bytes/s (reconnecting likewise),
   while a few normal clients time `GET /api/users` on fresh connections. Returns the latencies.
+  The hostile clients start at random moments (holders within one hold interval, tricklers within
+  the ramp), as independent clients do; `synchronized=True` starts them all at the same instant,
+  so that every hold interval 1,000 holders send their requests together (a load spike).
 - `fuzz(host, port, count, seed)`: `count` malformed or odd requests over every route, each on its
   own connection; returns the responses that were unexpected (5xx, not JSON, no X-Request-ID).
 
@@ -79,12 +82,14 @@ async def _close(writer: asyncio.StreamWriter | None) -> None:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
-async def _holder(host: str, port: int, stop: asyncio.Event, interval: float, result: AttackResult) -> None:
-    """One request every `interval` seconds, on one keep-alive connection held as long as the server
-    lets it (a fresh one, at the same pace, whenever the server closes it)."""
+async def _holder(
+    host: str, port: int, stop: asyncio.Event, interval: float, delay: float, result: AttackResult
+) -> None:
+    """One request every `interval` seconds from `delay` seconds on, on one keep-alive connection
+    held as long as the server lets it (a fresh one, at the same pace, whenever the server closes it)."""
     request = f"GET /api/users HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     loop = asyncio.get_running_loop()
-    next_request = loop.time()
+    next_request = loop.time() + delay
     while not stop.is_set():
         writer = None
         try:
@@ -111,11 +116,15 @@ async def _holder(host: str, port: int, stop: asyncio.Event, interval: float, re
             await _close(writer)
 
 
-async def _trickler(host: str, port: int, stop: asyncio.Event, result: AttackResult) -> None:
+async def _trickler(host: str, port: int, stop: asyncio.Event, delay: float, result: AttackResult) -> None:
+    """From `delay` seconds on, a POST body at 2 bytes/s, on a fresh connection whenever the server
+    closes the last one (a 408 at the body deadline)."""
     head = (
         f"POST /api/echo HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         "Content-Length: 4000\r\n\r\n"
     ).encode()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), delay)
     while not stop.is_set():
         writer = None
         try:
@@ -173,10 +182,23 @@ def _normal_client(
 
 
 def _run_attack(
-    host: str, port: int, holders: int, tricklers: int, hold_interval: float, seconds: float
+    host: str,
+    port: int,
+    holders: int,
+    tricklers: int,
+    hold_interval: float,
+    seconds: float,
+    spread_seconds: float,
+    seed: int,
 ) -> None:
-    """The attack alone, in its own process (no GIL shared with the clients that measure)."""
+    """The attack alone, in its own process (no GIL shared with the clients that measure).
+
+    Holders start at random moments within their first hold interval, tricklers within
+    `spread_seconds`; all at once when `spread_seconds` is 0."""
     result = AttackResult()
+    rng = random.Random(seed)
+    holder_delays = [rng.uniform(0, hold_interval) if spread_seconds else 0.0 for _ in range(holders)]
+    trickler_delays = [rng.uniform(0, spread_seconds) for _ in range(tricklers)]
 
     async def attack() -> None:
         stop = asyncio.Event()
@@ -186,9 +208,12 @@ def _run_attack(
             target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True
         ).start()
         tasks = [
-            asyncio.create_task(_holder(host, port, stop, hold_interval, result)) for _ in range(holders)
+            asyncio.create_task(_holder(host, port, stop, hold_interval, delay, result))
+            for delay in holder_delays
         ]
-        tasks += [asyncio.create_task(_trickler(host, port, stop, result)) for _ in range(tricklers)]
+        tasks += [
+            asyncio.create_task(_trickler(host, port, stop, delay, result)) for delay in trickler_delays
+        ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
         stop.set()
@@ -223,8 +248,13 @@ def slow_client_attack(
     normal_clients: int = 4,
     normal_requests: int = 100,
     normal_timeout: float = 10.0,
+    synchronized: bool = False,
+    seed: int = 14,
 ) -> AttackResult:
     """Run the attack (in a child process) and time normal requests during it.
+
+    The hostile clients start within the ramp at random moments (`seed`), or all at once when
+    `synchronized`. Normal requests are timed after the ramp, for `measure_seconds` at most.
 
     The child runs for ramp + measure + timeout seconds at most; it is killed by its PID on return,
     and it closes every socket it opened when it exits.
@@ -235,7 +265,8 @@ def slow_client_attack(
     seconds = ramp_seconds + measure_seconds + normal_timeout
     code = (
         "import sys; from tests.support.hostile import _run_attack; "
-        f"_run_attack({host!r}, {port}, {holders}, {tricklers}, {hold_interval}, {seconds})"
+        f"_run_attack({host!r}, {port}, {holders}, {tricklers}, {hold_interval}, {seconds}, "
+        f"{0.0 if synchronized else ramp_seconds}, {seed})"
     )
     root = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(
