@@ -211,3 +211,44 @@ def test_teardown_keeps_the_run_reports_and_removes_the_rest(lab_dir: Path) -> N
     again = run("teardown.yml", lab_dir, {})
     assert again.returncode == 0, output(again)[-3000:]
     assert "changed=0" in output(again)
+
+
+def test_teardown_keeps_reports_under_another_name_and_leaves_reports_outside_lab_dir(
+    lab_dir: Path, tmp_path: Path
+) -> None:
+    """lab_reports_dir (group_vars/all/lab.yml) is the one place the reports' folder is named: teardown keeps the
+    folder it names, and removes all of lab_dir when the reports are elsewhere (it never touches them there)."""
+    kept = lab_dir / "results" / "20261127T000000Z" / "report.md"
+    for path in (kept, lab_dir / "reports" / "old.md", lab_dir / "logs" / "app.log"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    proc = run("teardown.yml", lab_dir, {"lab_reports_dir": str(lab_dir / "results")})
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert kept.read_text() == "x"
+    assert sorted(p.name for p in lab_dir.iterdir()) == ["results"]
+
+    outside = tmp_path / "elsewhere" / "reports" / "report.md"
+    outside.parent.mkdir(parents=True)
+    outside.write_text("x")
+    proc = run("teardown.yml", lab_dir, {"lab_reports_dir": str(outside.parent)})
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert not lab_dir.exists()
+    assert outside.read_text() == "x"
+
+
+@pytest.mark.parametrize("where", ["deeper/reports", "."])
+def test_reports_nested_deeper_in_lab_dir_are_refused_before_anything_is_removed(
+    lab_dir: Path, where: str
+) -> None:
+    state = lab_dir / "logs" / "app.log"
+    state.parent.mkdir(parents=True)
+    state.write_text("x")
+    reports = lab_dir / where
+    proc = run("teardown.yml", lab_dir, {"lab_reports_dir": str(reports)})
+    text = output(proc)
+    assert proc.returncode != 0, text[-3000:]
+    assert (
+        f"lab_reports_dir={reports} must be an absolute path, either outside lab_dir={lab_dir} or a folder"
+        in text
+    )
+    assert state.read_text() == "x"
