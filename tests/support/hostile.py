@@ -4,8 +4,8 @@
   request every `hold_interval` seconds on the same connection, reconnecting whenever the server
   closes it) and `tricklers` that send a POST /api/echo body at 2 bytes/s (reconnecting likewise),
   while a few normal clients time `GET /api/users` on fresh connections. Returns the latencies.
-  The hostile clients start at random moments (holders within one hold interval, tricklers within
-  the ramp), as independent clients do; `synchronized=True` starts them all at the same instant,
+  The hostile clients start at random moments within the ramp (holders within their first hold
+  interval too), as independent clients do; `synchronized=True` starts them all at the same instant,
   so that every hold interval 1,000 holders send their requests together (a load spike).
 - `fuzz(host, port, count, seed)`: `count` malformed or odd requests over every route, each on its
   own connection; returns the responses that were unexpected (5xx, not JSON, no X-Request-ID).
@@ -193,11 +193,11 @@ def _run_attack(
 ) -> None:
     """The attack alone, in its own process (no GIL shared with the clients that measure).
 
-    Holders start at random moments within their first hold interval, tricklers within
-    `spread_seconds`; all at once when `spread_seconds` is 0."""
+    Holders start at random moments within their first hold interval (or `spread_seconds`, if
+    shorter), tricklers within `spread_seconds`; all at once when `spread_seconds` is 0."""
     result = AttackResult()
     rng = random.Random(seed)
-    holder_delays = [rng.uniform(0, hold_interval) if spread_seconds else 0.0 for _ in range(holders)]
+    holder_delays = [rng.uniform(0, min(hold_interval, spread_seconds)) for _ in range(holders)]
     trickler_delays = [rng.uniform(0, spread_seconds) for _ in range(tricklers)]
 
     async def attack() -> None:
