@@ -1,13 +1,15 @@
-"""Open a local HTML file in headless Chromium (Debian's `chromium`) with the network off, as a person would.
+"""Open a local HTML file, or a page a test server serves on loopback, in headless Chromium (Debian's `chromium`)
+with the network off, as a person would.
 
     page = open_in_chromium(Path("report.html"), tmp_path)
+    page = open_url_in_chromium("http://127.0.0.1:8123/docs", tmp_path, script_ms=15000)  # scripts run 15 s
     page.dom          # the DOM after load (--dump-dom)
     page.console      # console messages and script errors Chromium logged
     page.screenshot   # PNG of the page
 
 Flags per docs (machines notes): --headless --no-sandbox --disable-gpu --disable-background-networking
 --no-first-run, a fresh --user-data-dir; every host resolves to nothing and the proxy is a closed port, so
-a page that tries to fetch anything gets nothing.
+a page that tries to fetch anything gets nothing, except from 127.0.0.1 (the test's own server).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ _FLAGS = [
     "--disable-background-networking",
     "--no-first-run",
     "--disable-extensions",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--proxy-server=127.0.0.1:9",
     "--enable-logging=stderr",
     "--v=0",
@@ -53,10 +55,20 @@ def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str
 
 
 def open_in_chromium(page: Path, work: Path, *, width: int = 1280, height: int = 6000) -> Page:
-    url = page.resolve().as_uri()
-    shot = work / f"{page.stem}.png"
-    dump = _chromium(["--dump-dom", url], work / "profile-dom")
-    grab = _chromium([f"--screenshot={shot}", f"--window-size={width},{height}", url], work / "profile-shot")
+    return open_url_in_chromium(page.resolve().as_uri(), work, name=page.stem, width=width, height=height)
+
+
+def open_url_in_chromium(
+    url: str, work: Path, *, name: str = "page", width: int = 1280, height: int = 6000, script_ms: int = 0
+) -> Page:
+    """`script_ms` > 0: let the page's scripts run (and fetch) for that much virtual time before the DOM is dumped
+    and the screenshot taken (a page that renders itself from a fetched document)."""
+    shot = work / f"{name}.png"
+    wait = [f"--virtual-time-budget={script_ms}"] if script_ms else []
+    dump = _chromium([*wait, "--dump-dom", url], work / "profile-dom")
+    grab = _chromium(
+        [*wait, f"--screenshot={shot}", f"--window-size={width},{height}", url], work / "profile-shot"
+    )
     if dump.returncode != 0 or grab.returncode != 0 or not shot.exists():
         raise RuntimeError(f"chromium failed: {dump.stderr[-2000:]}\n{grab.stderr[-2000:]}")
     console = [line for line in (dump.stderr + grab.stderr).splitlines() if _CONSOLE.search(line)]
