@@ -140,7 +140,7 @@ def operations(document: dict) -> set[tuple[str, str]]:
 @pytest.mark.timeout(180)
 def test_the_contract_page_shows_every_operation_in_chromium(server, tmp_path):
     document = requests.get(server.url + "/openapi.json", timeout=10).json()
-    page = open_url_in_chromium(server.url + "/docs", tmp_path, name="docs", script_ms=15000)
+    page = open_url_in_chromium(server.url + "/docs", tmp_path, name="docs")
     assert page.console == []
     shown = set(re.findall(r'opblock-summary-method">([A-Z]+)<.*?data-path="([^"]+)"', page.dom))
     assert shown == operations(document)
