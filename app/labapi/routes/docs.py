@@ -1,10 +1,10 @@
 """GET /openapi.json (the contract, labapi.contract) and GET /docs (Swagger UI rendering it).
 
-Swagger UI's files come from the pinned flask-swagger-ui wheel (app/requirements.txt; Swagger UI's dist
-files, Apache-2.0, in the package's `dist` folder): no network at run time, in the image or on the host.
-Only its stylesheet and bundle are served, as /docs/swagger-ui.css and /docs/swagger-ui-bundle.js; the page is ours (no external fetches:
-the validator badge, which calls an outside service, is off). /docs and its two files are the only
-answers that are not JSON besides OPTIONS and the /metrics text; their errors are JSON like every other.
+Swagger UI's files come from the pinned flask-swagger-ui wheel (app/requirements.txt; Swagger UI's dist files,
+Apache-2.0, with their LICENSE, in the package's `dist` folder): no network at run time, in the image or on the
+host. Only its stylesheet and bundle are served, as /docs/swagger-ui.css and /docs/swagger-ui-bundle.js; the page
+is ours (no external fetches: the validator badge, which calls an outside service, is off). /docs and its two files
+are the only answers that are not JSON besides OPTIONS and the /metrics text; their errors are JSON like any other.
 """
 
 from __future__ import annotations
