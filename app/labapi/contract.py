@@ -110,8 +110,8 @@ _CONNECTION_CLOSE = {
 # Answers of gunicorn's HTTP parser (labapi/worker.py), possible on every operation.
 _PARSER_ANSWERS: dict[int, Spec] = {
     400: error(
-        "Malformed request: a bad request line, method, version, header or chunked framing rejected by the "
-        "server's HTTP parser (Connection: close), or the operation's own 400",
+        "Malformed request: a bad request line, method, version, header or chunked framing, rejected by the "
+        "server's HTTP parser (Connection: close)",
     ),
     414: error("The request line is longer than 4094 bytes", headers=_CONNECTION_CLOSE),
     431: error("A header field is too large, or there are too many", headers=_CONNECTION_CLOSE),
@@ -180,7 +180,13 @@ def _openapi_path(rule: str) -> str:
 
 def _with_common_answers(spec: Spec) -> Spec:
     responses = {str(code): _PARSER_ANSWERS[code] for code in _PARSER_ANSWERS}
-    responses.update({str(code): response for code, response in spec["responses"].items()})
+    for code, response in spec["responses"].items():
+        if code in _PARSER_ANSWERS:  # the operation's own answer with this code; the parser's stays possible
+            response = {
+                **response,
+                "description": f"{response['description']}. Or: {_PARSER_ANSWERS[code]['description']}",
+            }
+        responses[str(code)] = response
     parameters = [{"$ref": f"#/components/parameters/{REQUEST_ID_HEADER}"}, *spec["parameters"]]
     return {**spec, "parameters": parameters, "responses": dict(sorted(responses.items()))}
 
