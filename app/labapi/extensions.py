@@ -21,6 +21,7 @@ METRICS = "labapi.metrics"  # the rest in app.extensions
 DATABASE = "labapi.db"
 FAULTS = "labapi.faults"
 USERS_BODY = "labapi.users_body"  # GET /api/users's body, serialized once per app
+CONTRACT = "labapi.contract"  # the OpenAPI document (labapi.contract), serialized once per app
 
 
 def settings(app: Flask) -> Settings:

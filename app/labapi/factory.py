@@ -12,15 +12,18 @@ wrapper (the /metrics scrape, which is not hot, keeps its own request-id layer).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import TextIO
 
-from flask import Flask, Response, request
+from flask import Flask, request
+from werkzeug.wrappers import Response
 
 from labapi import extensions as ext
 from labapi.config import ConfigError, Settings, load_settings
+from labapi.contract import answer, build_document, operation
 from labapi.db import SimulatedDatabase
 from labapi.errors import register_error_handlers
 from labapi.faults import LATENCY_ROUTES, ROUTE_ALL, Faults, FaultState
@@ -37,9 +40,11 @@ from labapi.metrics import (
 )
 from labapi.observability import AccessLog, ObservabilityMiddleware
 from labapi.request_id import RequestIdMiddleware
-from labapi.routes import api, health
+from labapi.routes import api, docs, health
 
 logger = logging.getLogger("labapi")
+
+CONTRACT_VERSION = "1.0.0"  # info.version of /openapi.json: raise it when the contract changes
 
 
 def _check_multiprocess(settings: Settings) -> None:
@@ -67,7 +72,7 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
     _check_multiprocess(settings)
     configure_logging(settings.log_format, settings.log_level, log_stream)
 
-    app = LabFlask("labapi")
+    app = LabFlask("labapi", static_folder=None)  # no /static route: the API serves no files of its own
     app.config.update({ext.SETTINGS: settings, "MAX_CONTENT_LENGTH": settings.max_body_bytes})
     app.json = CompactJSONProvider(app)
 
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
     app.extensions[ext.USERS_BODY] = api.serialize_users(app)
     api.add_fault_latency(app, faults)
     app.register_blueprint(health.bp)
+    app.register_blueprint(docs.bp)
     register_error_handlers(app, metrics)
 
     observed = ObservabilityMiddleware(
@@ -96,10 +102,21 @@ def create_app(settings: Settings | None = None, *, log_stream: TextIO | None = 
     metrics_app = metrics_wsgi_app(settings.multiproc_dir)
     metrics_endpoint = RequestIdMiddleware(metrics_app)
     # The route is known to Flask too, so other methods get the JSON 405 with Allow (GET/HEAD
-    # never reach this view: MetricsRoute serves them outside the counted layer).
-    app.add_url_rule(
-        "/metrics", "metrics", lambda: Response.from_app(metrics_app, request.environ), methods=["GET"]
+    # never reach this view: MetricsRoute serves them outside the counted layer), and it is in the contract.
+
+    @operation(
+        "Prometheus metrics, aggregated over every worker (not counted in the request metrics)",
+        {200: answer("The Prometheus text format", {"type": "string"}, media_type="text/plain")},
+        tags=("metrics",),
     )
+    def metrics_view() -> Response:
+        return Response.from_app(metrics_app, request.environ)
+
+    app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
+    # The contract of every route registered above (ContractError if one has no operation): built and
+    # serialized once, served by GET /openapi.json.
+    document = build_document(app, title="labapi: the SRE lab's API", version=CONTRACT_VERSION)
+    app.extensions[ext.CONTRACT] = (json.dumps(document, indent=1) + "\n").encode()
     app.wsgi_app = MetricsRoute(observed, metrics_endpoint)  # type: ignore[method-assign]
     logger.info(
         "labapi ready: log_format=%s sample_rate=%s slo=%ss retries=%s faults_file=%s (every %ss)",

@@ -88,6 +88,22 @@ def free_local_ports() -> dict[str, int]:
     return {name: free_port() for name in names}
 
 
+def lab_app_settings() -> tuple[dict[str, str], dict[str, object]]:
+    """The API's environment and baseline fault document as the lab deploys them (group_vars/all/app.yml:
+    app_deploy_settings, app_deploy_faults), for `start_app(env=..., faults=...)`. The one templated value, the latency
+    SLO threshold, is read from group_vars/all/slo.yml as Ansible would."""
+    app = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())
+    slo = yaml.safe_load((ROOT / "group_vars" / "all" / "slo.yml").read_text())
+    templated = {
+        "{{ lab_slo.latency.threshold_seconds }}": str(slo["lab_slo"]["latency"]["threshold_seconds"])
+    }
+    env = {name: templated.get(str(value), str(value)) for name, value in app["app_deploy_settings"].items()}
+    unresolved = [name for name, value in env.items() if "{{" in value]
+    if unresolved:
+        raise ValueError(f"lab_app_settings cannot resolve the templated settings {unresolved}")
+    return env, dict(app["app_deploy_faults"])
+
+
 def metric_samples(url: str) -> dict[tuple[str, frozenset], float]:
     """Every sample of `url`/metrics, keyed by (sample name, frozenset of its labels)."""
     import requests

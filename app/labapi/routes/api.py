@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from labapi import extensions as ext
+from labapi.contract import answer, error, json_content, operation, query
 from labapi.db import USERS, DatabaseUnavailableError
 from labapi.errors import error_response
 from labapi.faults import FaultState
@@ -45,7 +46,29 @@ def serialize_users(app: Flask) -> bytes:
         return jsonify(list(USERS)).get_data()
 
 
+USER_SCHEMA = {
+    "type": "object",
+    "required": ["id", "name", "email"],
+    "additionalProperties": False,
+    "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "email": {"type": "string"}},
+}
+
+
 @bp.get("/users")
+@operation(
+    "The sample users, after a simulated database query",
+    {
+        200: answer("The users", {"type": "array", "items": USER_SCHEMA}),
+        500: error("Fault users_error_rate: this share of requests fails at once", designed=True),
+        503: error(
+            "Every attempt of the simulated query failed (fault db_failure_rate; APP_DB_RETRIES retries)",
+            designed=True,
+        ),
+    },
+    description="The query takes 1-10 ms (5% of queries 40-120 ms) and fails at the fault db_failure_rate; "
+    "a failed attempt is retried APP_DB_RETRIES times.",
+    tags=("api",),
+)
 def users() -> Response | tuple[Response, int]:
     extensions = current_app.extensions
     burst = extensions[ext.FAULTS].current.users_error_rate
@@ -100,6 +123,37 @@ def _read_body_unchecked(limit: int) -> bytes:
 
 
 @bp.post("/echo")
+@operation(
+    "The JSON body, echoed",
+    {
+        200: answer(
+            "The body as data",
+            {
+                "type": "object",
+                "required": ["status", "data"],
+                "additionalProperties": False,
+                "properties": {"status": {"const": "success"}, "data": {}},
+            },
+        ),
+        400: error(
+            "Not JSON: a wrong Content-Type, an empty body, invalid JSON (also nested too deeply, NaN, "
+            "Infinity, numbers out of a double's range), or a body that cannot be read (bad chunked framing)"
+        ),
+        408: error(
+            "The body did not arrive within APP_BODY_TIMEOUT_SECONDS (Connection: close)",
+            headers={"Connection": {"schema": {"const": "close"}}},
+        ),
+        413: error("The body is larger than APP_MAX_BODY_BYTES (default 65536), chunked or not"),
+    },
+    request_body={
+        "required": True,
+        "description": "Any JSON document (RFC 8259: no NaN or Infinity) up to APP_MAX_BODY_BYTES",
+        "content": json_content(
+            {"examples": [{"name": "John Doe", "tags": ["a", 1, 2.5, None, True]}, [], "x", 0]}
+        ),
+    },
+    tags=("api",),
+)
 def echo() -> Response | tuple[Response, int]:
     if request.mimetype != "application/json":
         got = request.mimetype or "no Content-Type"
@@ -128,8 +182,23 @@ def _finite_float(text: str) -> float:
     return value
 
 
-@bp.get("/error")
-def error() -> tuple[Response, int]:
+@bp.get("/error", endpoint="error")  # the view is not named error: that is the contract helper
+@operation(
+    "A simulated error",
+    {
+        400: error("type=client: the simulated client error", designed=True),
+        500: error("The simulated server error (any type but client)", designed=True),
+    },
+    parameters=[
+        query(
+            "type",
+            "client: answer 400; anything else, or none: 500",
+            {"type": "string", "examples": ["client", "server"]},
+        )
+    ],
+    tags=("api",),
+)
+def simulated_error() -> tuple[Response, int]:
     if request.args.get("type") == "client":
         ext.metrics(current_app).count_error(ERROR_CLIENT, "/api/error")
         return error_response(400, "Bad Request", "simulated client error (type=client)")
