@@ -44,8 +44,18 @@ def _env() -> dict[str, str]:
 
 
 def run(argv: list[str]) -> None:
-    """Run in the foreground: Ctrl-C reaches the play (and raises KeyboardInterrupt here)."""
-    rc = subprocess.run(argv, cwd=REPO, env=_env(), check=False).returncode
+    """Run in the foreground: Ctrl-C reaches the play too, which stops after its task; then KeyboardInterrupt here."""
+    proc = subprocess.Popen(argv, cwd=REPO, env=_env())
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        # Not killed at once (subprocess.run would): ansible-playbook ends its task and stops by itself.
+        try:
+            proc.wait(timeout=120)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            proc.kill()
+            proc.wait()
+        raise
     if rc != 0:
         raise PlayError(f"playbooks/lesson.yml failed (exit {rc}); its output above says why")
 
