@@ -169,7 +169,7 @@ def check_budget(spec: dict[str, Any], text: str, ctx: Context, now: float) -> V
     return Verdict(
         _tolerance_ok(got, want, spec["tolerance"]),
         text.strip(),
-        f"{_fmt(want)} % of the budget ({_tolerance_text(spec['tolerance'])} points): "
+        f"{_fmt(want)} % of the budget (tolerance {_tolerance_text(spec['tolerance'])}): "
         f"{before * 100:.1f} % left at {_clock(ctx.scene_start)}, {after * 100:.1f} % now",
         f"the budget left before the scene minus the budget left now; {_where_promql(ctx, promql)} "
         "(the SLO dashboard's 'Error budget remaining' panel)",

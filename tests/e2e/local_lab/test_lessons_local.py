@@ -5,8 +5,9 @@ terminal so the questions are printed; `make answer` = python -m lessons answer)
 derives a right and a wrong answer from the live lab itself (tests/support/lesson_answers.py: its own queries of
 Prometheus and Alertmanager, its own reading of the API's log file), answers wrong (exit 1, WRONG with the
 explanation) then right (exit 0, RIGHT); the last right answer ends the lesson: the baseline faults are back and the
-load has stopped. One malformed answer changes nothing. The interactive flow runs in a real terminal (pexpect):
-answers typed at the prompt, then Ctrl-C during a scene, which still cleans up.
+load has stopped. Malformed answers change nothing. One lesson (INTERACTIVE) is answered the same way in a real
+terminal instead (pexpect: typed at the prompt), so every lesson is covered once; then Ctrl-C during a scene, which
+still cleans up.
 
 Scenes run at lesson_time_scale 0.15 (a 60 s window takes 9 s) on the lab's 1 s scrapes and evaluations.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,6 +33,8 @@ from tests.support.lesson_answers import right_and_wrong
 pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(1800)]
 
 LESSONS = [lesson.id for lesson in catalog.load_all()]
+# Covered in a terminal (test_interactive_lesson_in_a_terminal) rather than with make answer: one scene less.
+INTERACTIVE = "failing-endpoint"
 BASELINE = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())["app_deploy_faults"]
 TIME_SCALE = 0.15
 
@@ -64,6 +68,20 @@ def answer(env: dict[str, Any], lesson: str, n: int, text: str) -> subprocess.Co
     return lessons(env, "answer", "--lesson", lesson, "--question", str(n), f"--answer={text}")
 
 
+def make_lesson(env: dict[str, Any], lesson_id: str) -> list[str]:
+    """`make lesson L=<id> ARGS=...` verbatim, with the test's virtualenv taken as up to date (-o: no reinstall)."""
+    venv = Path(sys.executable).parent.parent
+    return [
+        "-s",
+        f"-o{venv}/.lab-stamp",
+        f"-o{venv}/.stress-stamp",
+        "lesson",
+        f"L={lesson_id}",
+        f"VENV={venv}",
+        "ARGS=" + " ".join(env["args"]),
+    ]
+
+
 def faults_in_effect(lab: dict[str, Any]) -> dict[str, Any]:
     return yaml.safe_load((lab["lab_dir"] / "run" / "faults.yaml").read_text())
 
@@ -82,7 +100,7 @@ def assert_clean(env: dict[str, Any], session: dict[str, Any]) -> None:
         assert not Path(f"/proc/{pid}").exists(), f"the lesson's Locust (pid {pid}) still runs"
 
 
-@pytest.mark.parametrize("lesson_id", LESSONS)
+@pytest.mark.parametrize("lesson_id", [lesson for lesson in LESSONS if lesson != INTERACTIVE])
 def test_lesson_checks_right_and_wrong_answers(lessons_env: dict[str, Any], lesson_id: str) -> None:
     env = lessons_env
     lesson = catalog.find(lesson_id)
@@ -135,33 +153,15 @@ def test_lesson_checks_right_and_wrong_answers(lessons_env: dict[str, Any], less
     print(f"lesson {lesson_id}: {time.monotonic() - started:.0f} s")  # the durations the report lists
 
 
-def test_lesson_report_lists_what_was_done(lessons_env: dict[str, Any]) -> None:
-    """After the lessons above: make lesson-report writes the HTML summary beside the progress."""
-    env = lessons_env
-    # The report finds progress through the last session: the one of this lab (another test's tmp session).
-    sessions = sorted(Path(env["session"]).parent.parent.glob("*/session.json"), key=os.path.getmtime)
-    if not sessions:
-        pytest.skip("no lesson ran in this session")
-    env["env"]["LAB_LESSON_SESSION"] = str(sessions[-1])
-    proc = lessons(env, "report")
-    assert proc.returncode == 0, proc.stderr
-    report = Path(proc.stdout.split("Report: ", 1)[1].strip())
-    html = report.read_text()
-    for lesson_id in LESSONS:
-        assert lesson_id in html
-    assert "right" in html
-    assert "wrong" in html
-
-
 def test_interactive_lesson_in_a_terminal(lessons_env: dict[str, Any]) -> None:
     """make lesson L=<id> in a terminal: prompts, malformed and wrong answers, right ones, cleanup at the end."""
     import pexpect
 
     env = lessons_env
-    lesson = catalog.find("failing-endpoint")
+    lesson = catalog.find(INTERACTIVE)
     child = pexpect.spawn(
-        sys.executable,
-        ["-m", "lessons", "start", lesson.id, *env["args"]],
+        "make",
+        make_lesson(env, lesson.id),
         cwd=str(ROOT),
         env=env["env"],
         encoding="utf-8",
@@ -184,7 +184,7 @@ def test_interactive_lesson_in_a_terminal(lessons_env: dict[str, Any]) -> None:
             right, _wrong = right_and_wrong(question, session)
             child.sendline(right)
             child.expect(f"Q{n}: RIGHT")
-        child.expect("Cleaning up lesson failing-endpoint")
+        child.expect(f"Cleaning up lesson {INTERACTIVE}")
         child.expect("Clean: the baseline faults are in effect")
         child.expect(pexpect.EOF)
     finally:
@@ -199,8 +199,8 @@ def test_ctrl_c_during_the_scene_still_cleans_up(lessons_env: dict[str, Any]) ->
 
     env = lessons_env
     child = pexpect.spawn(
-        sys.executable,
-        ["-m", "lessons", "start", "first-page", *env["args"]],
+        "make",
+        make_lesson(env, "first-page"),
         cwd=str(ROOT),
         env=env["env"],
         encoding="utf-8",
@@ -220,3 +220,22 @@ def test_ctrl_c_during_the_scene_still_cleans_up(lessons_env: dict[str, Any]) ->
     finally:
         child.close(force=True)
     assert_clean(env, session)
+
+
+def test_lesson_report_lists_what_was_done(lessons_env: dict[str, Any]) -> None:
+    """After the lessons above (the last tests of the module): make lesson-report writes the HTML summary beside the progress."""
+    env = lessons_env
+    # The report finds progress through the last session: the one of this lab (another test's tmp session).
+    sessions = sorted(Path(env["session"]).parent.parent.glob("*/session.json"), key=os.path.getmtime)
+    if not sessions:
+        pytest.skip("no lesson ran in this session")
+    env["env"]["LAB_LESSON_SESSION"] = str(sessions[-1])
+    proc = lessons(env, "report")
+    assert proc.returncode == 0, proc.stderr
+    report = Path(proc.stdout.split("Report: ", 1)[1].strip())
+    html = report.read_text()
+    for lesson_id in LESSONS:  # every lesson was done above, every question right in the end
+        assert re.search(
+            rf"<tr><td>{lesson_id}</td><td>[^<]*</td><td>[0-9]+</td><td>complete</td></tr>", html
+        ), lesson_id
+    assert "<td class=wrong>wrong</td>" in html
