@@ -115,15 +115,16 @@ def start(lesson_id: str, ansible_args: list[str], ask: Callable[[str], str] | N
         flush=True,
     )
     session: dict[str, Any] = {"lesson": lesson.id, "run_id": run_id, "ansible_args": ansible_args}
+    written = False  # the play wrote this run's session: from then on there may be a scene to undo
     try:
         try:
             playbook.run(playbook.command("scene", lesson.id, session_file, run_id, ansible_args))
         finally:
             # The play wrote the session (or began to): keep the arguments the cleanup needs with it.
             try:
-                written = read_session(session_file)
-                if written.get("run_id") == run_id:
-                    session = {**written, "ansible_args": ansible_args}
+                on_disk = read_session(session_file)
+                if on_disk.get("run_id") == run_id:
+                    session, written = {**on_disk, "ansible_args": ansible_args}, True
                     write_json(session_file, session)
             except SessionError:
                 pass
@@ -147,8 +148,11 @@ def start(lesson_id: str, ansible_args: list[str], ask: Callable[[str], str] | N
         print("\nNo more input.")
     except playbook.PlayError as err:
         print(str(err), file=sys.stderr)
-        if session.get("status") in ("setting", "ready") or session.get("run_id") == run_id:
-            cleanup(session_file, session)
+        # A scene that failed half-way was undone by the play itself (rescue); one refused before it began
+        # (a bad lesson, the lab not ready) changed nothing.
+        return 1
+    if not written:  # interrupted before the play wrote anything: nothing was changed
+        print("The scene had not changed anything yet: nothing to clean up.")
         return 1
     rc = cleanup(session_file, session)
     if "state_dir" in session:

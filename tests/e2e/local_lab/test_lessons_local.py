@@ -239,3 +239,8 @@ def test_lesson_report_lists_what_was_done(lessons_env: dict[str, Any]) -> None:
             rf"<tr><td>{lesson_id}</td><td>[^<]*</td><td>[0-9]+</td><td>complete</td></tr>", html
         ), lesson_id
     assert "<td class=wrong>wrong</td>" in html
+    # A lesson that needs more data than Prometheus holds is refused with the figures (the scene's preflight).
+    check = lessons(env, "check", "--session", str(sessions[-1]), "--lab-age", "864000")
+    assert check.returncode == 3
+    assert "needs Prometheus data over at least 864000 s" in check.stderr
+    assert "Come back in" in check.stderr
