@@ -26,9 +26,11 @@ from typing import Any
 import pytest
 import yaml
 
+from drills.plan import seconds
 from lessons import catalog
 from tests.conftest import ROOT, ansible_env
 from tests.support.lesson_answers import right_and_wrong
+from tests.support.prometheus import query
 
 pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(1800)]
 
@@ -39,14 +41,38 @@ BASELINE = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())
 TIME_SCALE = 0.15
 
 
+def wait_for_lab_age(lab: dict[str, Any]) -> None:
+    """Wait until Prometheus's data covers every lesson's needs.lab_age (a fresh lab: a minute or two; one line/15 s)."""
+    need = max(seconds(lesson.data["needs"]["lab_age"], "lab_age") for lesson in catalog.load_all())
+    promql = f'max(slo:period_covered:seconds{{app="{lab["settings"].get("lab_app_name", "flask-api")}"}})'
+    deadline, said = time.time() + 600, 0.0
+    while True:
+        result = query(lab["urls"]["prometheus"], promql)
+        covered = float(result[0]["value"][1]) if result else 0.0
+        if covered >= need:
+            return
+        assert time.time() < deadline, (
+            f"Prometheus's data covers {covered:.0f} s after 10 minutes, not {need} s"
+        )
+        if time.time() - said >= 15:
+            print(
+                f"waiting for the lab's data to cover {need} s (the lessons' lab_age): {covered:.0f} s",
+                flush=True,
+            )
+            said = time.time()
+        time.sleep(2)
+
+
 @pytest.fixture
 def lessons_env(local_lab: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    wait_for_lab_age(local_lab)
     env = ansible_env()
     env["LAB_LESSON_SESSION"] = str(tmp_path / "session.json")
-    settings = {**local_lab["settings"], "lesson_time_scale": TIME_SCALE}
+    settings = tmp_path / "settings.json"  # the lab's settings as a file: ARGS='-e @<file>' needs no quoting
+    settings.write_text(json.dumps({**local_lab["settings"], "lesson_time_scale": TIME_SCALE}))
     return {
         "env": env,
-        "args": ["-e", json.dumps(settings)],
+        "args": ["-e", f"@{settings}"],
         "session": tmp_path / "session.json",
         "lab": local_lab,
     }
