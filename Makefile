@@ -60,6 +60,27 @@ DRILL ?=
 drill: $(VENV)/.stress-stamp ## Run an incident drill: make drill DRILL=db-outage (playbooks/drill.yml, docs/drills.md)
 	$(BIN)/ansible-playbook playbooks/drill.yml -e 'drill=$(DRILL)' $(ARGS)
 
+# Lessons (python -m lessons, lessons/catalog/): L = lesson id, Q = question number, A = the answer (passed through
+# the environment, so any quoting in it is kept).
+L ?=
+Q ?=
+A ?=
+.PHONY: lesson answer lesson-end lesson-report
+lesson: $(VENV)/.stress-stamp ## Lessons: make lesson lists them, make lesson L=<id> starts one (README "Learn with the lab")
+	$(PY) -m lessons $(if $(L),start '$(L)' $(ARGS),list)
+
+answer: export LESSON_L = $(L)
+answer: export LESSON_Q = $(Q)
+answer: export LESSON_A = $(A)
+answer: venv ## Answer a question of the running lesson: make answer L=<id> Q=<n> A='<answer>'
+	$(PY) -m lessons answer --lesson="$$LESSON_L" --question="$$LESSON_Q" --answer="$$LESSON_A"
+
+lesson-end: venv ## End the running lesson now: baseline faults back, its load stopped
+	$(PY) -m lessons end
+
+lesson-report: venv ## Write the lessons' HTML report (what was done) and print its path
+	$(PY) -m lessons report
+
 faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}' (none = baseline)
 	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(FAULTS),-e '{"faults": $(FAULTS)}') $(ARGS)
 

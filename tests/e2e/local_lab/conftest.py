@@ -1,8 +1,9 @@
 """One real local lab for every module of this directory: playbooks/site.yml runs once, teardown.yml once.
 
-The drills (test_drills_local.py) and the run-time faults (test_faults_local.py) need the same thing, "a running
-local lab": the API under gunicorn and supervisord, Prometheus with the lab's rules, Alertmanager, on free ports in a
-temporary lab_dir. Bringing it up takes a minute or two, so it comes up once for both (tests/support/xdist_groups.py
+The drills (test_drills_local.py), the run-time faults (test_faults_local.py) and the lessons (test_lessons_local.py)
+need the same thing, "a running local lab": the API under gunicorn and supervisord, Prometheus with the lab's rules,
+Alertmanager, on free ports in a temporary lab_dir. Bringing it up takes a minute or two, so it comes up once for all
+of them (tests/support/xdist_groups.py
 keeps this directory on one pytest-xdist worker) and is removed when the last test of the directory has run, also
 on failure (teardown.yml, then supervisord's PID if teardown failed).
 
@@ -12,7 +13,8 @@ so each drill takes seconds instead of minutes. Every playbook a test runs again
 
 Order: pytest runs test_drills_local.py before test_faults_local.py (file names, alphabetical). The control drill
 needs a lab where no alert has fired yet; the faults module's stress run (an 8 s error burst) fires burn-rate
-alerts, so it comes after every drill.
+alerts, so it comes after every drill. test_lessons_local.py comes last: its alert questions count only the alerts
+active since the lesson's own fault.
 """
 
 from __future__ import annotations
