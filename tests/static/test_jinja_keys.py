@@ -66,7 +66,7 @@ def jinja_keys(data: Any, where: str = "") -> list[str]:
 
 
 def keys_in_file(path: Path) -> list[str]:
-    return [key for doc in yaml.load_all(path.read_text(), Loader=_AnyTagLoader) for key in jinja_keys(doc)]  # noqa: S506
+    return [key for doc in yaml.load_all(path.read_text(), Loader=_AnyTagLoader) for key in jinja_keys(doc)]
 
 
 def test_no_jinja_in_a_mapping_key_of_any_task_vars_or_playbook() -> None:
@@ -75,7 +75,8 @@ def test_no_jinja_in_a_mapping_key_of_any_task_vars_or_playbook() -> None:
     assert any(p.name == "faults.yml" and "app_deploy/tasks/kubernetes" in p.as_posix() for p in files)
     offenders = [f"{path.relative_to(ROOT)}: {key}" for path in files for key in keys_in_file(path)]
     assert not offenders, (
-        "Ansible does not template mapping keys; build these as data inside an expression:\n" + "\n".join(offenders)
+        "Ansible does not template mapping keys; build these as data inside an expression:\n"
+        + "\n".join(offenders)
     )
 
 
@@ -97,7 +98,7 @@ def test_the_walk_catches_the_faults_annotation_defect(tmp_path: Path) -> None:
         "    definition:\n"
         "      metadata:\n"
         "        annotations:\n"
-        "          \"{{ _app_deploy_faults_annotation }}\": \"{{ __hash }}\"\n"
+        '          "{{ _app_deploy_faults_annotation }}": "{{ __hash }}"\n'
         "- name: Fine, the key is built as data inside an expression\n"
         "  kubernetes.core.k8s:\n"
         "    definition: \"{{ {'metadata': {'annotations': {_app_deploy_faults_annotation: __hash}}} }}\"\n"
