@@ -90,7 +90,7 @@ def test_every_link_and_command_of_the_summary_works(lab: dict[str, Any], tmp_pa
         has_ui = "does not include a web application" not in " ".join(response.read().decode().split())
     if not has_ui:
         assert "no web UI in this build" in text
-        assert f"{lab['urls']['alertmanager']}/api/v2/alerts" in text
+        assert f"Alertmanager API {lab['urls']['alertmanager']}/api/v2/alerts" in text
     assert "ansible-playbook" not in text
     commands = re.findall(r"\bmake ([a-z-]+)", text)
     assert {"stress", "teardown", "faults", "drill"} <= set(commands), text
