@@ -3,9 +3,11 @@ and 12). Real runs of the playbooks on this machine, with no lab (each stops at 
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from tests.conftest import BIN, ROOT, ansible_env
@@ -61,3 +63,38 @@ def test_stress_names_each_missing_python_package_and_make_stress_first(tmp_path
     assert "run `make stress`" in text
     assert "Prometheus" not in text, "blamed on Prometheus"
     assert "Prepare the run" not in text, "the check must come before anything else"
+
+
+class Healthy(http.server.BaseHTTPRequestHandler):
+    """A target that answers GET /health/liveness 200 (the stress preflight's first check of the lab)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/health/liveness" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_stress_against_a_lab_without_prometheus_says_make_lab(tmp_path: Path) -> None:
+    """Prometheus down: the message names where it looked and `make lab` (was: the report's bare error)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dead = free_local_ports()["prometheus"]
+    try:
+        rc, _out, text = run(
+            tmp_path,
+            "stress.yml",
+            "-e",
+            f"stress_test_target_url=http://127.0.0.1:{server.server_address[1]}",
+            "-e",
+            f"stress_test_prometheus_url=http://127.0.0.1:{dead}",
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rc != 0
+    assert (
+        f"Prometheus is not reachable at http://127.0.0.1:{dead}: is the lab up? Run `make lab`." in text
+    ), text[-3000:]
