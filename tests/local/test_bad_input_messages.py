@@ -98,3 +98,22 @@ def test_stress_against_a_lab_without_prometheus_says_make_lab(tmp_path: Path) -
     assert (
         f"Prometheus is not reachable at http://127.0.0.1:{dead}: is the lab up? Run `make lab`." in text
     ), text[-3000:]
+
+
+def test_faults_on_a_deployed_lab_that_is_down_says_make_lab(tmp_path: Path) -> None:
+    """The lab was deployed (its supervisord program file is there) but nothing runs: the wait for the workers used
+    to end in the helper's bare error."""
+    (tmp_path / "lab" / "supervisor" / "conf.d").mkdir(parents=True)
+    (tmp_path / "lab" / "supervisor" / "conf.d" / "app.ini").write_text("[program:app]\n")
+    (tmp_path / "lab" / "run").mkdir()
+    rc, _out, text = run(
+        tmp_path,
+        "faults.yml",
+        "-e",
+        '{"faults": {"db_failure_rate": 0.5}}',
+        "-e",
+        "app_deploy_faults_timeout=2",
+    )
+    assert rc != 0
+    assert "The API is not reachable at http://127.0.0.1:" in text, text[-3000:]
+    assert "is the lab up? Run `make lab`. (the faults were not in effect" in text, text[-3000:]
