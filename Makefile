@@ -18,8 +18,14 @@ LAB_REQS  := requirements/lab.txt
 DEV_REQS  := requirements/dev.txt requirements/lab.txt requirements/local.txt app/requirements.txt loadtest/requirements.txt
 
 .PHONY: help
-help: ## List the targets
+help: ## List the targets, the drills and the faults
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@printf '\nDrills (group_vars/all/drills.yml, docs/drills.md): make drill DRILL=<name>, one of:\n '
+	@awk '/^lab_drills:/ {on = 1; next} /^[^ #]/ {on = 0} on && /^  - name: / {printf " %s", $$3} END {print ""}' group_vars/all/drills.yml
+	@printf '\nFaults at run time (roles/app_deploy/README.md): make faults FAULTS=<document>, e.g.\n'
+	@printf "  make faults FAULTS='{\"db_failure_rate\": 0.5}'   half the simulated queries fail; with APP_DB_RETRIES=1 a\n"
+	@printf '                                                request fails only when every try does: 0.5^2 = 25%% of 503s\n'
+	@printf '  make faults FAULTS=none                       back to the baseline (app_deploy_faults, group_vars/all/app.yml)\n'
 
 $(VENV)/.lab-stamp: $(LAB_REQS)
 	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
@@ -81,8 +87,10 @@ lesson-end: venv ## End the running lesson now: baseline faults back, its load s
 lesson-report: venv ## Write the lessons' HTML report (what was done) and print its path
 	$(PY) -m lessons report
 
-faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}' (none = baseline)
-	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(FAULTS),-e '{"faults": $(FAULTS)}') $(ARGS)
+# FAULTS: a fault document (JSON/YAML flow mapping), or none / baseline / unset = the baseline app_deploy_faults.
+FAULTS ?=
+faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}'; FAULTS=none = baseline
+	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(filter-out none baseline,$(FAULTS)),-e '{"faults": $(FAULTS)}') $(ARGS)
 
 teardown: venv ## Remove the lab (playbooks/teardown.yml)
 	$(BIN)/ansible-playbook playbooks/teardown.yml $(ARGS)

@@ -103,3 +103,71 @@ def test_auto_as_an_extra_variable_is_refused(tmp_path: Path) -> None:
     rc, text = run(tmp_path, "site.yml", "-e", "lab_platform=auto")
     assert rc != 0
     assert "lab_platform must be minikube, kubernetes or local (got 'auto')" in text
+
+
+# Issue 19, items 1 and 10: drill.yml and faults.yml did not resolve auto (the drill failed with "unknown platform
+# 'auto'", faults went down the Kubernetes path with empty connection defaults). Every playbook starts with
+# playbooks/prelude.yml now: the same choice and banner, then that platform's own path (here: a local lab that is not
+# up, so each stops at its first check of it, and says `make lab`).
+NOT_UP = {
+    "drill.yml": ("-e", "drill=db-outage"),
+    "faults.yml": ("-e", '{"faults": {"db_failure_rate": 0.5}}'),
+    "stress.yml": (),
+}
+
+
+@pytest.mark.parametrize("playbook", list(NOT_UP), ids=[name.removesuffix(".yml") for name in NOT_UP])
+def test_every_playbook_follows_the_same_choice(tmp_path: Path, playbook: str) -> None:
+    rc, text = run(tmp_path, playbook, *NOT_UP[playbook])
+    assert rc != 0, text[-4000:]
+    assert text.count(BANNER) == 1, text[-4000:]
+    assert "unknown platform 'auto'" not in text
+    assert "Could not create API client" not in text, "took the Kubernetes path"
+    assert "kubernetes.core" not in text
+    if playbook == "drill.yml":  # the drill's own wording belongs to the drill role
+        assert "drill: Prometheus at http://127.0.0.1:" in text, text[-3000:]
+    else:
+        assert "is not reachable at http://127.0.0.1:" in text, text[-3000:]
+        assert "is the lab up? Run `make lab`." in text, text[-3000:]
+
+
+def test_render_resolves_auto_without_probing(tmp_path: Path) -> None:
+    rc, text = run(
+        tmp_path, "render.yml", "-e", f"lab_render_dir={tmp_path}/rendered", "--tags", "never-a-tag"
+    )
+    assert rc == 0, text[-4000:]
+    assert "LOCAL PLATFORM INSTEAD OF MINIKUBE" not in text
+    assert "Probe the Minikube driver's engine (lab_platform auto)" in text  # the task is listed, and skipped
+    assert "Every Kubernetes call of this run uses context 'sre-lab'" in text, (
+        "auto renders the Minikube path"
+    )
+
+
+def test_every_playbook_starts_with_the_prelude() -> None:
+    """One place resolves lab_platform and checks the settings: the first play of every playbook (issue 19, item 1)."""
+    import yaml
+
+    playbooks = sorted((ROOT / "playbooks").glob("*.yml"))
+    assert {p.name for p in playbooks} >= {
+        "site.yml",
+        "stress.yml",
+        "drill.yml",
+        "faults.yml",
+        "teardown.yml",
+    }
+    for path in playbooks:
+        if path.name == "prelude.yml":
+            continue
+        plays = yaml.safe_load(path.read_text())
+        imports = [
+            i for i, play in enumerate(plays) if play.get("ansible.builtin.import_playbook") == "prelude.yml"
+        ]
+        assert imports, f"{path.name} does not import prelude.yml"
+        # Only a check of Python packages may come before it (stress, drill): nothing that reads a setting.
+        assert all("python_packages" in str(play) for play in plays[: imports[0]]), path.name
+        for play in plays[imports[0] + 1 :]:
+            assert play.get("module_defaults") == {
+                "group/kubernetes.core.k8s": "{{ lab_k8s_auth }}",
+                "group/kubernetes.core.helm": "{{ lab_k8s_auth }}",
+            }, f"{path.name}: {play.get('name')} has other connection defaults"
+            assert "import_tasks: tasks/platform.yml" not in yaml.safe_dump(play), path.name

@@ -4,11 +4,18 @@ A kubeconfig whose CURRENT context points at a local TCP listener that records e
 "another cluster" the user switched kubectl to. A second listener stands in for the address of the Minikube
 profile's context (named like the profile). Neither is a Kubernetes API server: they accept, record and close, so
 every Kubernetes call fails. That is enough for what is tested here: which address the playbooks try to reach.
-Nothing here tests a cluster; the playbooks may (and do) fail, since minikube is absent on this machine.
+Nothing here tests a cluster; the playbooks may (and do) fail at their first Kubernetes call.
+
+Every variant must be able to fail: stand-in `minikube`, `docker`, `kubectl` and `helm` commands on PATH (scripts that
+answer what the Minikube preflight asks: the engine answers, the profile runs, its addons are enabled) take each
+playbook past the preflights to its first real Kubernetes call, so a play without its module_defaults, or a helper
+given another context, would connect to the current context and fail the test (shown by hand in issue 19's work:
+removing module_defaults from any playbook, or passing lab_kube_context to the drill helper, makes its variant fail).
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import threading
@@ -89,8 +96,33 @@ def clusters(tmp_path: Path) -> Iterator[tuple[RecordingListener, RecordingListe
         lab.close()
 
 
+STAND_INS = {
+    # The Minikube driver's engine answers (platform probe and Minikube preflight).
+    "docker": 'echo "27.5.1"',
+    "minikube": """case "$1 $2" in
+  "profile list") echo '{"invalid": [], "valid": [{"Name": "sre-lab", "Status": "OK"}]}' ;;
+  "status "*) echo '{"Name": "sre-lab", "Host": "Running", "Kubelet": "Running", "APIServer": "Running"}' ;;
+  "addons list") echo '{"metrics-server": {"Status": "enabled"}}' ;;
+esac""",
+    "kubectl": 'echo "Client Version: v1.35.1"',
+    "helm": 'echo "v3.19.0+g3d8990f"',
+}
+
+
+def stand_ins(home: Path) -> Path:
+    """A directory of stand-in commands (not a cluster: they only answer the preflights' questions)."""
+    bin_dir = home / "stand-in-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in STAND_INS.items():
+        path = bin_dir / name
+        path.write_text(f"#!/bin/sh\n{body}\n")
+        path.chmod(0o755)
+    return bin_dir
+
+
 def playbook(home: Path, kubeconfig: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = ansible_env()
+    env["PATH"] = f"{stand_ins(home)}:{env['PATH']}"
     env["HOME"] = str(home)
     env["KUBECONFIG"] = str(kubeconfig)
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -101,6 +133,8 @@ def playbook(home: Path, kubeconfig: Path, name: str, *args: str) -> subprocess.
         "lab_platform=minikube",
         "-e",
         f"lab_dir={home}/lab",
+        "-e",
+        "minikube_reset_fresh_start=false",
         *args,
     ]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -111,6 +145,8 @@ RUNS = {
     "site --tags app_deploy": ("site.yml", "--tags", "app_deploy"),
     "site --tags monitoring": ("site.yml", "--tags", "monitoring"),
     "stress": ("stress.yml",),
+    "drill": ("drill.yml", "-e", "drill=db-outage"),
+    "faults": ("faults.yml", "-e", '{"faults": {"db_failure_rate": 0.5}}'),
     "teardown": ("teardown.yml",),
 }
 
@@ -250,3 +286,52 @@ def test_kubernetes_platform_with_a_named_context_ignores_the_current_one(tmp_pa
     assert "Every Kubernetes call of this run uses context 'sre-lab' (lab_kube_context)" in text
     assert other.connections == []
     assert lab.connections
+
+
+def context_arguments(node: object) -> list[str]:
+    """What follows every `--context` handed to a command: in an argv list, or in a list built in an expression."""
+    found: list[str] = []
+    if isinstance(node, list):
+        found.extend(str(node[i + 1]) for i, item in enumerate(node[:-1]) if item == "--context")
+        for item in node:
+            found.extend(context_arguments(item))
+    elif isinstance(node, dict):
+        for value in node.values():
+            found.extend(context_arguments(value))
+    elif isinstance(node, str):
+        found.extend(re.findall(r"""['"]--context['"]\s*,\s*([^\]\s,]+)""", node))
+        found.extend(re.findall(r"""--context\s+(?:['"]\s*~\s*)?([A-Za-z_][\w]*|\{\{[^}]*\}\})""", node))
+    return found
+
+
+def test_every_helper_and_command_is_given_the_derived_context() -> None:
+    """The drill and faults helpers, the stress proxy, kubectl hints: every `--context` they get is lab_k8s_context
+    (issue 19, item 3: the drill preflight and the faults wait passed lab_kube_context, empty on Minikube = current).
+    The faults wait is not reached by the recording-listener runs (the ConfigMap apply fails first), hence this walk."""
+    files = sorted(
+        [
+            *ROOT.glob("roles/*/tasks/**/*.yml"),
+            *ROOT.glob("playbooks/**/*.yml"),
+            *ROOT.glob("molecule/*/*.yml"),
+        ]
+    )
+    seen: dict[str, list[str]] = {}
+    for path in files:
+        for value in context_arguments(yaml.safe_load(path.read_text())):
+            seen.setdefault(str(path.relative_to(ROOT)), []).append(value)
+    for where in (
+        "roles/drill/tasks/kubernetes/preflight.yml",
+        "roles/app_deploy/tasks/kubernetes/faults.yml",
+        "roles/stress_test/tasks/kubernetes/preflight.yml",
+    ):
+        assert where in seen, f"no --context found in {where}: the walk no longer sees it"
+    wrong = {
+        where: values for where, values in seen.items() if any("lab_k8s_context" not in v for v in values)
+    }
+    assert not wrong, f"--context given something else than lab_k8s_context: {wrong}"
+
+
+def test_the_context_walk_sees_todays_defects() -> None:
+    argv = {"argv": ["python", "ctl.py", "wait", "--context", "{{ lab_kube_context }}"]}
+    built = "{{ ['--kubeconfig', lab_kubeconfig, '--context', lab_kube_context] }}"
+    assert context_arguments([argv, built]) == ["{{ lab_kube_context }}", "lab_kube_context"]

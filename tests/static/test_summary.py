@@ -50,7 +50,7 @@ def summary(tmp_path: Path, *extra: str) -> str:
     cmd = [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory.yml"), str(path), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    return " ".join(proc.stdout.split())
+    return " ".join(proc.stdout.split()).replace("''", "'")
 
 
 def test_minikube_summary(tmp_path: Path) -> None:
@@ -73,4 +73,18 @@ def test_kubernetes_summary_names_the_context(tmp_path: Path, context: str) -> N
     assert f"the cluster of context {context}" in text
     assert f"kubectl --context {context} -n sre-lab port-forward svc/flask-api" in text
     assert "minikube --profile" not in text
-    assert "ansible-playbook playbooks/teardown.yml -e lab_platform=kubernetes" in text
+    # The commands as typed (issue 19, item 11): make, with the platform the run was given.
+    assert "Remove: make teardown ARGS='-e lab_platform=kubernetes'" in text
+    assert "Load test: make stress ARGS='-e lab_platform=kubernetes'" in text
+    assert "ansible-playbook" not in text
+
+
+def test_minikube_chosen_by_auto_prints_plain_make_commands(tmp_path: Path) -> None:
+    text = summary(tmp_path, "-e", "lab_platform=minikube", "-e", "lab_platform_fallback_reason=")
+    assert "Load test: make stress Drill: make drill DRILL=db-outage" in text
+    assert "back: make faults FAULTS=none" in text
+    assert (
+        "Remove: make teardown (the Minikube profile too: make teardown ARGS='-e minikube_reset_delete_profile=true')"
+        in text
+    )
+    assert "ansible-playbook" not in text
