@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from drills.sources import Alerts, SourceError
@@ -52,6 +53,7 @@ def watch(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     on_change: Callable[[str], None] | None = None,
+    on_look: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Poll every `interval` seconds until `done` or `until` (epoch seconds); return every snapshot.
 
@@ -69,7 +71,24 @@ def watch(
         if on_change and summary != last:
             on_change(f"+{now - seen[0]['t']:.0f}s {summary}")
             last = summary
-        if done(phase, obs, expected) or now >= deadline():
+        finished = done(phase, obs, expected) or now >= deadline()
+        if on_look:
+            on_look(
+                {
+                    "phase": phase,
+                    "started": seen[0]["t"],
+                    "t": now,
+                    "until": deadline(),
+                    "expected": expected,
+                    "summary": summary,
+                    "states": {
+                        a: dict(zip(("prometheus", "alertmanager"), _firing(obs, a), strict=True))
+                        for a in expected
+                    },
+                    "done": done(phase, obs, expected),
+                }
+            )
+        if finished:
             return seen
         sleep(max(0.0, min(interval, deadline() - clock())))
 
@@ -80,3 +99,42 @@ def _summary(obs: dict[str, Any]) -> str:
     prom = sorted(f"{a['alertname']}={a['state']}" for a in obs.get("prometheus", []))
     am = sorted({a["alertname"] for a in obs.get("alertmanager", []) if a["state"] in ACTIVE_AM_STATES})
     return f"Prometheus: {', '.join(prom) or 'nothing'}; Alertmanager: {', '.join(am) or 'nothing'}"
+
+
+def progress_line(status: dict[str, Any] | None, now: float, finished: bool, zero: float | None) -> str:
+    """One line for the play: how long the watch has run, until when, what it waits for, what it sees.
+
+    `zero` is the moment the phase counts from (the fault or the baseline in effect), None before it is known.
+    """
+    if status is None:
+        return "waiting: the watch has not looked yet"
+    phase = status["phase"]
+    expected = status["expected"]
+    start = zero if zero is not None else status["started"]
+    elapsed = now - start
+    left = status["until"] - now
+    what = {
+        "fire": (
+            f"for {', '.join(expected)} to fire in Prometheus and reach Alertmanager"
+            if expected
+            else "(nothing may fire: the control drill watches until its deadline)"
+        ),
+        "resolve": f"for {', '.join(expected)} to resolve in Prometheus and Alertmanager",
+    }[phase]
+    since = {"fire": "the fault", "resolve": "the baseline"}[phase]
+    if zero is None:
+        since = f"{since} (not in effect yet)"
+    states = "; ".join(
+        f"{a}: Prometheus {'firing' if s['prometheus'] else 'not firing'}, "
+        f"Alertmanager {'active' if s['alertmanager'] else 'not active'}"
+        for a, s in status["states"].items()
+    )
+    head = "done" if finished else "waiting"
+    if finished:
+        outcome = "all there" if status["done"] else "deadline reached"
+        return f"{head}: {phase} watch ended {elapsed:.0f}s after {since} ({outcome}). {states or status['summary']}"
+    return (
+        f"{head}: {elapsed:.0f}s after {since}, deadline in {max(0.0, left):.0f}s "
+        f"(at {datetime.fromtimestamp(status['until'], UTC).strftime('%H:%M:%S')} UTC); waiting {what}. "
+        f"Now: {status['summary']}"
+    )
