@@ -150,8 +150,10 @@ def test_error_burst_needs_data_covering_the_tickets_long_window_minus_its_time_
     ready_at = now + 823 - 450  # 6m13s later
     local = datetime.fromtimestamp(ready_at).astimezone().strftime("%H:%M:%S %Z")
     utc = datetime.fromtimestamp(ready_at, UTC).strftime("%H:%M:%S")
-    assert f"Run it at {local}" in text and f"({utc} UTC)" in text
-    assert "its 48m/4m pair" in text and "covers its 48m window" in text
+    assert f"Run it at {local}" in text
+    assert f"({utc} UTC)" in text
+    assert "its 48m/4m pair" in text
+    assert "covers its 48m window" in text
     assert "Prometheus holds 7m of data now" in text
     assert "Drills that can run now: db-outage, slow-database, unready, none." in text
     # Once the data covers enough, it runs, and says how long it takes.
