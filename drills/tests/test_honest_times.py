@@ -284,3 +284,37 @@ def test_a_drill_that_cannot_succeed_yet_exits_3_with_the_time(capsys: pytest.Ca
     assert out["takes"].startswith(
         "at most 3m53s: 30s of warm-up, up to 68s to detect, up to 135s to resolve"
     )
+
+
+def test_a_db_outage_recorded_at_the_default_intervals_is_judged_with_every_time() -> None:
+    """A real db-outage at the lab's defaults (15 s scrapes and evaluations, 1d window; netns lab, 2026-12-06):
+    Prometheus's ALERTS samples, the watch's looks and the receiver's log lines give detect, notify and resolve."""
+    recorded = DATA / "default-db-outage"
+    report = json.loads((recorded / "report.json").read_text())
+    watch = [
+        look
+        for phase in ("fire", "resolve")
+        for look in json.loads((recorded / f"watch-{phase}.json").read_text())
+    ]
+    times = Times(**report["times"])
+    notes = notifications((recorded / "receiver.log").read_text().splitlines())
+    again = judge(report["drill"], report["alert_samples"], watch, times, 15.0, notes)
+    assert again["verdict"] == "pass"
+    story = again["alerts"]["ApiAvailabilityFastBurn"]
+    samples = report["alert_samples"]["ApiAvailabilityFastBurn"]["firing"]
+    assert story["time_to_detect_seconds"] == pytest.approx(min(samples) - times.fault_effective)
+    # The log also holds the resolved notification of an earlier outage (12:15:19): not this drill's.
+    assert [n["status"] for n in notes if n["t"] < times.fault_requested] == ["resolved"]
+    first_line = next(
+        n
+        for n in notes
+        if n["t"] >= times.fault_requested
+        and any(a["alertname"] == "ApiAvailabilityFastBurn" and a["status"] == "firing" for a in n["alerts"])
+    )
+    assert story["time_to_notify_seconds"] == pytest.approx(first_line["t"] - times.fault_effective)
+    # Alertmanager held it before the receiver logged it (group_wait 10 s).
+    assert 0 <= story["time_to_alertmanager_seconds"] <= story["time_to_notify_seconds"]
+    assert story["time_to_resolve_seconds"] == pytest.approx(max(samples) + 15.0 - times.restore_effective)
+    assert story["time_to_resolve_in_alertmanager_seconds"] is not None
+    assert all(v >= 0 for k, v in story.items() if k.startswith("time_to_") and v is not None)
+    assert not any("still firing" in n for n in again["notes"])
