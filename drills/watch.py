@@ -131,7 +131,11 @@ def progress_line(status: dict[str, Any] | None, now: float, finished: bool, zer
     )
     head = "done" if finished else "waiting"
     if finished:
-        outcome = "all there" if status["done"] else "deadline reached"
+        outcome = (
+            {"fire": "every expected alert fired", "resolve": "none of them is firing any more"}[phase]
+            if status["done"] and expected
+            else ("nothing to wait for" if status["done"] else "deadline reached")
+        )
         return f"{head}: {phase} watch ended {elapsed:.0f}s after {since} ({outcome}). {states or status['summary']}"
     return (
         f"{head}: {elapsed:.0f}s after {since}, deadline in {max(0.0, left):.0f}s "
