@@ -100,14 +100,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     selector = f'app="{args.app}",namespace="{args.namespace}"'
     try:
         prom.check()
-        up = prom.query(f"up{{{selector}}} == 1", time.time())
+        # A lab just brought up: Prometheus answers before its first scrape of the API; give it a few scrapes.
+        stop = time.time() + args.wait_seconds
+        while not (up := prom.query(f"up{{{selector}}} == 1", time.time())) and time.time() < stop:
+            time.sleep(2)
         covered = prom.scalar(f"min(slo:period_covered:seconds{{{selector}}})", time.time())
     except PrometheusError as err:
         raise _unreachable(err, "Prometheus", prom.where) from None
     if not up:
         raise SourceError(
-            f"Prometheus ({prom.where}) does not scrape the API (no up{{{selector}}} == 1): is the lab up? "
-            "Run `make lab`."
+            f"Prometheus ({prom.where}) does not scrape the API (no up{{{selector}}} == 1 after "
+            f"{args.wait_seconds:.0f}s): is the API up? Run `make lab`."
         )
     obs = snapshot(alerts, time.time())
     if "errors" in obs:
@@ -268,6 +271,12 @@ def parser() -> argparse.ArgumentParser:
         if name == "check":
             s.add_argument("--namespace", required=True)
             s.add_argument("--allow-firing-pages", action="store_true")
+            s.add_argument(
+                "--wait-seconds",
+                type=float,
+                default=0.0,
+                help="how long to wait for the first scrape of the API",
+            )
         if name in ("watch", "report"):
             s.add_argument("--dir", type=Path, required=True)
         if name == "watch":
