@@ -104,7 +104,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         stop = time.time() + args.wait_seconds
         while not (up := prom.query(f"up{{{selector}}} == 1", time.time())) and time.time() < stop:
             time.sleep(2)
-        covered = prom.scalar(f"min(slo:period_covered:seconds{{{selector}}})", time.time())
+        # The figure of the last evaluation, brought to now (it is up to an evaluation interval old).
+        covered = prom.scalar(
+            f"min(slo:period_covered:seconds{{{selector}}} + (time() - timestamp(slo:period_covered:seconds{{{selector}}})))",
+            time.time(),
+        )
     except PrometheusError as err:
         raise _unreachable(err, "Prometheus", prom.where) from None
     if not up:
