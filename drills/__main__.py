@@ -26,7 +26,7 @@ from typing import Any
 from drills.plan import NotYet, PlanError, Rules, plan, seconds, span
 from drills.report import markdown, summary
 from drills.sources import Alerts, Receiver, SourceError, fetcher, notifications
-from drills.timeline import Times, judge
+from drills.timeline import Times, first_notification, judge
 from drills.watch import progress_line, snapshot, watch
 from loadtest.prom import PrometheusError
 
@@ -142,7 +142,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         # Started before the fault: the deadline counts from the fault in effect, once the role writes it.
         def until() -> float:
             try:
-                return float(args.effective_file.read_text()) + float(args.deadline_seconds)
+                return (
+                    float(args.effective_file.read_text())
+                    + float(args.deadline_seconds)
+                    + float(args.notify_grace)
+                )
             except (OSError, ValueError):
                 return float(args.until)
 
@@ -153,6 +157,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(look) + "\n")
         tmp.replace(status)
 
+    receiver = Receiver(args.receiver_log, args.receiver_pods, args.kubeconfig, args.receiver_context)
+    since = time.time()  # started just before the fault: a notification of this drill comes after it
+
+    def notified() -> set[str]:
+        lines = notifications(receiver.lines())
+        return {a for a in expected if first_notification(lines, a, since) is not None}
+
     seen = watch(
         alerts,
         args.phase,
@@ -161,6 +172,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         args.interval,
         on_change=lambda line: print(line, flush=True),
         on_look=on_look,
+        notified=notified if (args.receiver_log or args.receiver_pods) else None,
     )
     out = args.dir / f"watch-{args.phase}.json"
     tmp = out.with_suffix(".tmp")
@@ -216,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         notes = [n for n in notifications(receiver.lines()) if n["t"] >= times.fault_requested]
     except SourceError as err:
         notes, receiver_error = [], str(err)
-    verdict = judge(drill, samples, observations, times, eval_s, notes)
+    verdict = judge(drill, samples, observations, times, eval_s, None if receiver_error else notes)
     if receiver_error:
         verdict["notes"].append(receiver_error)
     report = {
@@ -294,7 +306,14 @@ def parser() -> argparse.ArgumentParser:
                 "--deadline-seconds", type=float, default=0.0, help="with --effective-file: until = it + this"
             )
             s.add_argument("--interval", type=float, default=1.0)
-        if name == "report":
+        if name == "watch":
+            s.add_argument(
+                "--notify-grace",
+                type=float,
+                default=0.0,
+                help="seconds after the deadline to wait for the receiver's notification (Alertmanager's grouping)",
+            )
+        if name in ("watch", "report"):
             s.add_argument("--receiver-log", default="", help="the alert receiver's log file (local)")
             s.add_argument(
                 "--receiver-pods", default="", help="namespace/app-label of the receiver's pods (Kubernetes)"

@@ -192,7 +192,7 @@ def judge(
     }
     names |= set(drill["expected"])
     stories = {
-        name: alert_story(name, samples.get(name), observations, times, eval_s, notifications)
+        name: alert_story(name, samples.get(name), observations, times, eval_s, notifications or [])
         for name in sorted(names)
     }
     deadline_at = times.fault_effective + drill["deadline_seconds"]
@@ -232,7 +232,12 @@ def judge(
                 f"({after:.0f}s after the baseline was in effect)"
             )
         if s.get("receiver_notified_at") is None:
-            notes.append(f"the alert receiver logged no notification of {name} during the drill")
+            if notifications is None:  # the receiver's log could not be read (the report notes why)
+                notes.append(f"no time to notify for {name}: the alert receiver's log was not read")
+            else:
+                failures.append(
+                    f"{name} reached Alertmanager but the alert receiver logged no notification of it during the drill"
+                )
         if s.get("fired_before_fault_in_effect"):
             notes.append(
                 f"{name} fired before the fault was in effect on every worker (some workers had it): "

@@ -35,12 +35,14 @@ def _firing(obs: dict[str, Any], alert: str) -> tuple[bool, bool]:
 
 
 def done(phase: str, obs: dict[str, Any], expected: list[str]) -> bool:
-    """fire: every expected alert firing and in Alertmanager; resolve: none of them in either."""
+    """fire: every expected alert firing, in Alertmanager and (when the look read the receiver's log) notified;
+    resolve: none of them in Prometheus or Alertmanager."""
     if "errors" in obs:
         return False
     states = [_firing(obs, a) for a in expected]
     if phase == "fire":
-        return bool(expected) and all(p and m for p, m in states)
+        notified = set(obs.get("notified", expected))
+        return bool(expected) and all(p and m for p, m in states) and notified >= set(expected)
     return not any(p or m for p, m in states)
 
 
@@ -54,6 +56,7 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
     on_change: Callable[[str], None] | None = None,
     on_look: Callable[[dict[str, Any]], None] | None = None,
+    notified: Callable[[], set[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Poll every `interval` seconds until `done` or `until` (epoch seconds); return every snapshot.
 
@@ -66,6 +69,14 @@ def watch(
     while True:
         now = clock()
         obs = snapshot(alerts, now)
+        if notified is not None and phase == "fire" and all(all(_firing(obs, a)) for a in expected):
+            # Prometheus and Alertmanager have them all: wait for the receiver's log line of each notification
+            # (read only now, so a long log is not parsed at every look).
+            try:
+                obs["notified"] = sorted(notified() & set(expected))
+            except SourceError as err:
+                obs["notified"] = []
+                obs["receiver_error"] = str(err)
         seen.append(obs)
         summary = _summary(obs)
         if on_change and summary != last:
@@ -98,7 +109,10 @@ def _summary(obs: dict[str, Any]) -> str:
         return "error: " + "; ".join(obs["errors"])
     prom = sorted(f"{a['alertname']}={a['state']}" for a in obs.get("prometheus", []))
     am = sorted({a["alertname"] for a in obs.get("alertmanager", []) if a["state"] in ACTIVE_AM_STATES})
-    return f"Prometheus: {', '.join(prom) or 'nothing'}; Alertmanager: {', '.join(am) or 'nothing'}"
+    text = f"Prometheus: {', '.join(prom) or 'nothing'}; Alertmanager: {', '.join(am) or 'nothing'}"
+    if "notified" in obs:
+        text += f"; receiver notified: {', '.join(obs['notified']) or 'nothing yet'}"
+    return text
 
 
 def progress_line(status: dict[str, Any] | None, now: float, finished: bool, zero: float | None) -> str:
@@ -115,7 +129,7 @@ def progress_line(status: dict[str, Any] | None, now: float, finished: bool, zer
     left = status["until"] - now
     what = {
         "fire": (
-            f"for {', '.join(expected)} to fire in Prometheus and reach Alertmanager"
+            f"for {', '.join(expected)} to fire in Prometheus, reach Alertmanager and be notified to the receiver"
             if expected
             else "(nothing may fire: the control drill watches until its deadline)"
         ),

@@ -116,7 +116,13 @@ def test_resolved_when_the_drill_ends_less_than_an_evaluation_after_the_last_fir
         prom(1095, {"ApiAvailabilityFastBurn": at}),
         prom(1101, {}),
     ]
-    result = judge(DRILL, samples, watch, TIMES, EVAL, [])
+    note = {
+        "t": 1066.0,
+        "route": "page",
+        "status": "firing",
+        "alerts": [{"alertname": "ApiAvailabilityFastBurn", "status": "firing", "starts_at": at}],
+    }
+    result = judge(DRILL, samples, watch, TIMES, EVAL, [note])
     story = result["alerts"]["ApiAvailabilityFastBurn"]
     assert story["prometheus_resolved_at"] == 1100.0
     assert story["time_to_resolve_seconds"] == 10.0
@@ -212,7 +218,10 @@ def test_progress_line_says_elapsed_deadline_and_what_it_waits_for() -> None:
     }
     line = progress_line(status, 1063.0, finished=False, zero=1040.0)
     assert line.startswith("waiting: 23s after the fault, deadline in 45s (at ")
-    assert "waiting for ApiAvailabilitySlowBurn to fire in Prometheus and reach Alertmanager" in line
+    assert (
+        "waiting for ApiAvailabilitySlowBurn to fire in Prometheus, reach Alertmanager and be notified to the receiver"
+        in line
+    )
     assert "ApiAvailabilitySlowBurn=pending" in line
     done = progress_line(status | {"done": True}, 1070.0, finished=True, zero=1040.0)
     assert done.startswith("done: fire watch ended 30s after the fault (every expected alert fired)")
@@ -318,3 +327,18 @@ def test_a_db_outage_recorded_at_the_default_intervals_is_judged_with_every_time
     assert story["time_to_resolve_in_alertmanager_seconds"] is not None
     assert all(v >= 0 for k, v in story.items() if k.startswith("time_to_") and v is not None)
     assert not any("still firing" in n for n in again["notes"])
+
+
+def test_an_alert_alertmanager_held_but_the_receiver_never_logged_fails_the_drill() -> None:
+    samples = {"ApiAvailabilityFastBurn": {"severity": "page", "firing": [1055.0, 1070.0], "pending": []}}
+    watch = [prom(1056, {"ApiAvailabilityFastBurn": iso(1055.0)}), prom(1100, {})]
+    result = judge(DRILL, samples, watch, TIMES, EVAL, [])
+    assert result["failures"] == [
+        "ApiAvailabilityFastBurn reached Alertmanager but the alert receiver logged no notification of it during the drill"
+    ]
+    unread = judge(DRILL, samples, watch, TIMES, EVAL, None)  # the log could not be read: noted, not judged
+    assert unread["verdict"] == "pass"
+    assert (
+        "no time to notify for ApiAvailabilityFastBurn: the alert receiver's log was not read"
+        in unread["notes"]
+    )
