@@ -142,11 +142,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         # Started before the fault: the deadline counts from the fault in effect, once the role writes it.
         def until() -> float:
             try:
-                return (
-                    float(args.effective_file.read_text())
-                    + float(args.deadline_seconds)
-                    + float(args.notify_grace)
-                )
+                return float(args.effective_file.read_text()) + float(args.deadline_seconds)
             except (OSError, ValueError):
                 return float(args.until)
 
@@ -173,6 +169,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         on_change=lambda line: print(line, flush=True),
         on_look=on_look,
         notified=notified if (args.receiver_log or args.receiver_pods) else None,
+        notify_grace=args.notify_grace,
     )
     out = args.dir / f"watch-{args.phase}.json"
     tmp = out.with_suffix(".tmp")

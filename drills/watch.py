@@ -57,6 +57,7 @@ def watch(
     on_change: Callable[[str], None] | None = None,
     on_look: Callable[[dict[str, Any]], None] | None = None,
     notified: Callable[[], set[str]] | None = None,
+    notify_grace: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Poll every `interval` seconds until `done` or `until` (epoch seconds); return every snapshot.
 
@@ -82,14 +83,18 @@ def watch(
         if on_change and summary != last:
             on_change(f"+{now - seen[0]['t']:.0f}s {summary}")
             last = summary
-        finished = done(phase, obs, expected) or now >= deadline()
+        # Past the deadline only while every expected alert is in Prometheus and Alertmanager and the watch waits
+        # for the receiver's log line (Alertmanager's grouping delays it), at most notify_grace seconds.
+        awaiting = bool(expected) and "notified" in obs and phase == "fire"
+        bound = deadline() + (notify_grace if awaiting else 0.0)
+        finished = done(phase, obs, expected) or now >= bound
         if on_look:
             on_look(
                 {
                     "phase": phase,
                     "started": seen[0]["t"],
                     "t": now,
-                    "until": deadline(),
+                    "until": bound,
                     "expected": expected,
                     "summary": summary,
                     "states": {
@@ -101,7 +106,7 @@ def watch(
             )
         if finished:
             return seen
-        sleep(max(0.0, min(interval, deadline() - clock())))
+        sleep(max(0.0, min(interval, bound - clock())))
 
 
 def _summary(obs: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -342,3 +343,84 @@ def test_an_alert_alertmanager_held_but_the_receiver_never_logged_fails_the_dril
         "no time to notify for ApiAvailabilityFastBurn: the alert receiver's log was not read"
         in unread["notes"]
     )
+
+
+def _alerts_source(firing: list[str]) -> Any:
+    """Prometheus's /api/v1/alerts and Alertmanager's /api/v2/alerts answers (their JSON shapes) for `firing`."""
+    from drills.sources import Alerts
+
+    labels = [{"alertname": a, "severity": "page", "app": "flask-api"} for a in firing]
+    prom = {
+        "status": "success",
+        "data": {
+            "alerts": [
+                {"labels": lab, "state": "firing", "activeAt": "2026-12-06T12:16:54.266Z", "value": "5e+01"}
+                for lab in labels
+            ]
+        },
+    }
+    am = [
+        {
+            "labels": lab,
+            "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+            "startsAt": "2026-12-06T12:16:54.266Z",
+            "updatedAt": "2026-12-06T12:16:54.270Z",
+            "endsAt": "2099-01-01T00:00:00Z",
+            "receivers": [{"name": "page"}],
+        }
+        for lab in labels
+    ]
+    return Alerts(lambda _p, _q: prom, "p", lambda _p, _q: am, "a", "flask-api")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.5)
+
+
+def test_the_fire_watch_waits_past_the_deadline_only_for_a_pending_notification() -> None:
+    from drills.watch import watch
+
+    # The control drill (nothing expected) watches until its deadline, not the notification grace on top.
+    clock = Clock()
+    watch(
+        _alerts_source([]), "fire", [], 1120.0, 2.0, clock.now, clock.sleep, notified=set, notify_grace=75.0
+    )
+    assert 1120.0 <= clock.t < 1121.0
+    # In Prometheus and Alertmanager, the receiver has not logged it: up to 75 s more.
+    clock = Clock()
+    source = _alerts_source(["ApiAvailabilityFastBurn"])
+    looks = watch(
+        source,
+        "fire",
+        ["ApiAvailabilityFastBurn"],
+        1068.0,
+        2.0,
+        clock.now,
+        clock.sleep,
+        notified=set,
+        notify_grace=75.0,
+    )
+    assert 1143.0 <= clock.t < 1144.0
+    assert looks[-1]["notified"] == []
+    # Logged by the receiver: done at once.
+    clock = Clock()
+    looks = watch(
+        source,
+        "fire",
+        ["ApiAvailabilityFastBurn"],
+        1068.0,
+        2.0,
+        clock.now,
+        clock.sleep,
+        notified=lambda: {"ApiAvailabilityFastBurn"},
+        notify_grace=75.0,
+    )
+    assert clock.t == 1000.0
+    assert looks[-1]["notified"] == ["ApiAvailabilityFastBurn"]
