@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 PLATFORMS = ("minikube", "kubernetes", "local")
@@ -77,6 +79,13 @@ class Branch:
     long_s: int
     short_s: int
     ratio: float
+    # The pairs are silent until slo:period_covered:seconds reaches their long window (alerting_rules.yml.j2);
+    # the near-total-outage branch is not gated.
+    gated: bool = True
+
+    def gate_s(self) -> int:
+        """Seconds of data (slo:period_covered:seconds) the branch needs before it can fire."""
+        return self.long_s if self.gated else 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class Rules:
         found = [Branch(lng, sht, ratio) for lng, sht, ratio in pairs]
         if severity == "page":  # the near-total-outage branch over the 14.4x pair's short window
             outage = max(float(self.slo["outage_error_ratio"]), _WORKBOOK[0][3] * budget)
-            found.append(Branch(scale(_WORKBOOK[0][2]), scale(_WORKBOOK[0][2]), outage))
+            found.append(Branch(scale(_WORKBOOK[0][2]), scale(_WORKBOOK[0][2]), outage, gated=False))
         return found
 
     def lag_s(self) -> int:
@@ -129,10 +138,24 @@ class Rules:
             (b, b.ratio * b.long_s / bad_share) for b in self.branches(slo, severity) if bad_share > b.ratio
         ]
 
-    def detect_within(self, alert: str, bad_share: float) -> int:
+    def coverage_needed(self, alert: str, bad_share: float) -> int:
+        """Seconds of data Prometheus must hold at the fault so that `alert` waits for errors, not for data.
+
+        Below it every branch that `bad_share` can trip is still silent when its error ratio crosses the threshold
+        (its long window is not covered yet): the alert would fire late, only once enough data exists.
+        """
+        branch = self.data_bound_branch(alert, bad_share)
+        return 0 if branch is None else math.ceil(max(0.0, branch[0].gate_s() - branch[1]))
+
+    def data_bound_branch(self, alert: str, bad_share: float) -> tuple[Branch, float] | None:
+        """The branch (and its seconds to fire) that needs the least data to fire on time; None: not a burn rate."""
+        times = self.branch_times(alert, bad_share) if alert in SLO_ALERTS else []
+        return min(times, key=lambda bt: max(0.0, bt[0].gate_s() - bt[1])) if times else None
+
+    def detect_within(self, alert: str, bad_share: float, covered_s: float = math.inf) -> int:
         """Seconds after the fault is in effect by which `alert` fires, at `bad_share` bad SLI requests."""
         if alert in SLO_ALERTS:
-            times = [t for _b, t in self.branch_times(alert, bad_share)]
+            times = [max(t, b.gate_s() - covered_s) for b, t in self.branch_times(alert, bad_share)]
             if not times:
                 slo, severity = SLO_ALERTS[alert]
                 need = min(b.ratio for b in self.branches(slo, severity))
@@ -145,13 +168,16 @@ class Rules:
         window = self.not_ready_window_s if window is None else window
         return window + hold + self.lag_s()
 
-    def resolve_within(self, alert: str, bad_share: float, fault_s: int) -> int:
+    def resolve_within(self, alert: str, bad_share: float, fault_s: int, covered_s: float = math.inf) -> int:
         """Seconds after the fault is off by which `alert` resolves, when the fault lasted up to `fault_s`.
 
-        Only the branches that fire within `fault_s` matter; each resolves once its short window forgets the fault.
+        Only the branches that fire within `fault_s` matter (with `covered_s` of data at the fault, a pair whose
+        long window is not covered by then stays silent); each resolves once its short window forgets the fault.
         """
         if alert in SLO_ALERTS:
-            fired = [b for b, t in self.branch_times(alert, bad_share) if t <= fault_s]
+            fired = [
+                b for b, t in self.branch_times(alert, bad_share) if max(t, b.gate_s() - covered_s) <= fault_s
+            ]
             window = max((b.short_s for b in fired), default=0)
         else:
             _severity, rng, _hold = OTHER_ALERTS[alert]
@@ -173,6 +199,9 @@ class Drill:
     deadline_s: int
     resolve_deadline_s: int
     runbooks: dict[str, str] = field(default_factory=dict)
+    coverage_needed_s: int = 0  # data Prometheus must hold at the fault (a young lab's pairs are silent)
+    covered_s: float | None = None  # data Prometheus held at the plan (None: not asked)
+    warmup_s: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,7 +215,15 @@ class Drill:
             "deadline_seconds": self.deadline_s,
             "resolve_deadline_seconds": self.resolve_deadline_s,
             "runbooks": self.runbooks,
+            "coverage_needed_seconds": self.coverage_needed_s,
+            "covered_seconds": self.covered_s,
+            "warmup_seconds": self.warmup_s,
+            "takes_at_most_seconds": self.takes_at_most_s(),
         }
+
+    def takes_at_most_s(self) -> int:
+        """Warm-up, the detect deadline, the resolve deadline: the longest the drill runs (plus two fault switches)."""
+        return self.warmup_s + self.deadline_s + self.resolve_deadline_s
 
 
 def check_faults(doc: object, where: str) -> dict[str, Any]:
@@ -282,17 +319,30 @@ def validate_all(drills: object) -> list[dict[str, Any]]:
     return drills
 
 
-def plan(drills: object, name: str, platform: str, rules: Rules, runbook_base: str, max_s: int) -> Drill:
-    """The drill `name` for `platform`, with its deadlines; PlanError says what is wrong."""
-    available = validate_all(drills)
-    if platform not in PLATFORMS:
-        raise PlanError(f"unknown platform {platform!r}; one of {', '.join(PLATFORMS)}")
-    by_name = {d["name"]: d for d in available}
-    if name not in by_name:
-        raise PlanError(
-            f"unknown drill {name!r}; the drills of lab_drills (group_vars/all/drills.yml): {', '.join(by_name)}"
-        )
-    raw = by_name[name]
+class NotYet(PlanError):
+    """The lab's Prometheus holds too little data for the drill's alerts to fire by their deadline: wait."""
+
+
+def clock(t: float) -> str:
+    """A moment as the local clock time with its zone, and UTC: 13:02:10 CET (12:02:10 UTC)."""
+    local = datetime.fromtimestamp(t).astimezone()
+    utc = datetime.fromtimestamp(t, UTC)
+    day = "" if local.date() == datetime.now().astimezone().date() else local.strftime(" on %Y-%m-%d")
+    return f"{local.strftime('%H:%M:%S %Z')}{day} ({utc.strftime('%H:%M:%S')} UTC)"
+
+
+def span(value: float) -> str:
+    """Seconds as 48m, 13m43s, 45s."""
+    total = max(0, math.ceil(value))
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
+    return text or "0s"
+
+
+def _one(raw: dict[str, Any], platform: str, rules: Rules, max_s: int, covered_s: float) -> Drill:
+    """The drill `raw` (already validated) for `platform`, with data covering `covered_s` at the fault."""
+    name = raw["name"]
     where = f"lab_drills {name!r}"
     expected = _alert_list(raw.get("expected"), f"{where}: expected", platform)
     allowed = [a for a in _alert_list(raw.get("allowed"), f"{where}: allowed", platform) if a not in expected]
@@ -307,23 +357,26 @@ def plan(drills: object, name: str, platform: str, rules: Rules, runbook_base: s
             raise PlanError(
                 f"{where}: deadline auto for a burn-rate alert needs bad_share (the share of bad SLI requests)"
             )
-        deadline_s = max(rules.detect_within(a, float(bad_share or 0)) for a in expected)
+        full_s = max(rules.detect_within(a, float(bad_share or 0)) for a in expected)
+        deadline_s = max(rules.detect_within(a, float(bad_share or 0), covered_s) for a in expected)
     else:
-        deadline_s = seconds(deadline, f"{where}: deadline")
+        full_s = deadline_s = seconds(deadline, f"{where}: deadline")
     resolve = raw.get("resolve_deadline", "auto")
     if resolve == "auto":
-        resolve_s = max([rules.resolve_within(a, float(bad_share or 0), deadline_s) for a in expected] or [0])
+        resolve_s = max(
+            [rules.resolve_within(a, float(bad_share or 0), deadline_s, covered_s) for a in expected] or [0]
+        )
     else:
         resolve_s = seconds(resolve, f"{where}: resolve_deadline")
     if deadline_s < 1:
         raise PlanError(f"{where}: the deadline must be at least 1 second")
-    if deadline_s + resolve_s > max_s:
+    if full_s + resolve_s > max_s:
         raise PlanError(
-            f"{where}: the drill needs {deadline_s}s to detect and {resolve_s}s to resolve with these rules "
+            f"{where}: the drill needs {full_s}s to detect and {resolve_s}s to resolve with these rules "
             f"(lab_slo.window {rules.slo['window']}), more than drill_max_seconds ({max_s}s). Bring the lab up "
             "with a shorter SLO window (lab_slo.window: 1d) or raise drill_max_seconds."
         )
-    alerts = expected + allowed
+    need = max([rules.coverage_needed(a, float(bad_share)) for a in expected if bad_share is not None] or [0])
     return Drill(
         name=name,
         description=raw["description"].strip(),
@@ -334,5 +387,69 @@ def plan(drills: object, name: str, platform: str, rules: Rules, runbook_base: s
         bad_share=None if bad_share is None else float(bad_share),
         deadline_s=deadline_s,
         resolve_deadline_s=resolve_s,
-        runbooks={a: f"{runbook_base.rstrip('/')}/{a}.md" for a in alerts},
+        coverage_needed_s=need,
+    )
+
+
+def plan(
+    drills: object,
+    name: str,
+    platform: str,
+    rules: Rules,
+    runbook_base: str,
+    max_s: int,
+    covered_s: float | None = None,
+    warmup_s: int = 0,
+    now: float | None = None,
+) -> Drill:
+    """The drill `name` for `platform`, with its deadlines; PlanError says what is wrong.
+
+    `covered_s` is how much of the SLO window Prometheus's data covers now (slo:period_covered:seconds); the fault
+    comes `warmup_s` later. When that is too little for the expected alerts to fire by their deadline (a pair is
+    silent until the data covers its long window), NotYet says when the drill can run and which drills can now.
+    """
+    available = validate_all(drills)
+    if platform not in PLATFORMS:
+        raise PlanError(f"unknown platform {platform!r}; one of {', '.join(PLATFORMS)}")
+    by_name = {d["name"]: d for d in available}
+    if name not in by_name:
+        raise PlanError(
+            f"unknown drill {name!r}; the drills of lab_drills (group_vars/all/drills.yml): {', '.join(by_name)}"
+        )
+    at_fault = math.inf if covered_s is None else covered_s + warmup_s
+    drill = _one(by_name[name], platform, rules, max_s, at_fault)
+    if covered_s is not None and at_fault < drill.coverage_needed_s:
+        now = time.time() if now is None else now
+        wait = drill.coverage_needed_s - at_fault
+        why = []
+        for alert in drill.expected:
+            found = rules.data_bound_branch(alert, drill.bad_share or 0)
+            if found and rules.coverage_needed(alert, drill.bad_share or 0) > at_fault:
+                branch, fire_s = found
+                why.append(
+                    f"{alert} fires {span(fire_s)} into the fault at the earliest (its {span(branch.long_s)}/"
+                    f"{span(branch.short_s)} pair), and only once Prometheus's data covers its {span(branch.long_s)} "
+                    "window (each burn-rate pair is silent until then)"
+                )
+        ready = []
+        for other in available:
+            try:
+                if _one(other, platform, rules, max_s, at_fault).coverage_needed_s <= at_fault:
+                    ready.append(other["name"])
+            except PlanError:
+                continue
+        raise NotYet(
+            f"drill {name} cannot succeed yet: {'; '.join(why)}. Prometheus holds {span(covered_s)} of data now "
+            f"({span(at_fault)} at the fault, after the {span(warmup_s)} warm-up; lab_slo.window "
+            f"{rules.slo['window']}): the lab must have run {span(wait)} longer. Run it at {clock(now + wait)} "
+            "or later. "
+            + (f"Drills that can run now: {', '.join(ready)}." if ready else "No drill can run yet.")
+        )
+    return Drill(
+        **{
+            **drill.__dict__,
+            "runbooks": {a: f"{runbook_base.rstrip('/')}/{a}.md" for a in drill.expected + drill.allowed},
+            "covered_s": covered_s,
+            "warmup_s": warmup_s,
+        }
     )

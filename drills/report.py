@@ -10,11 +10,15 @@ def _at(t: float | None, zero: float) -> str:
     if t is None:
         return "-"
     stamp = datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S")
-    return f"{stamp} (+{t - zero:.1f}s)"
+    return f"{stamp} ({t - zero:+.1f}s)"
 
 
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}s"
+
+
+def _pair(story: dict[str, Any], first: str, second: str) -> str:
+    return f"{_secs(story.get(first))} / {_secs(story.get(second))}"
 
 
 def events(report: dict[str, Any]) -> list[tuple[float, str]]:
@@ -33,6 +37,7 @@ def events(report: dict[str, Any]) -> list[tuple[float, str]]:
             ("prometheus_pending_at", "pending in Prometheus"),
             ("prometheus_firing_at", "firing in Prometheus"),
             ("alertmanager_seen_at", "in Alertmanager"),
+            ("receiver_notified_at", "notification logged by the alert receiver"),
             ("prometheus_resolved_at", "resolved in Prometheus"),
             ("alertmanager_resolved_seen_at", "resolved in Alertmanager"),
         ):
@@ -64,21 +69,25 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Expected vs actual",
         "",
-        "| alert | expected | fired | time to detect (Prometheus) | time to notify (Alertmanager) | time to resolve | in Alertmanager resolved after |",
-        "|---|---|---|---|---|---|---|",
+        "| alert | expected | fired | time to detect (Prometheus) | time to notify (receiver / Alertmanager) "
+        "| time to resolve (Prometheus / Alertmanager) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, s in report["alerts"].items():
         role = "expected" if name in drill["expected"] else ("allowed" if name in drill["allowed"] else "no")
+        fired = "yes" if s["fired"] else ("already firing" if s.get("already_firing") else "no")
         lines.append(
-            f"| {name} ({s['severity'] or '?'}) | {role} | {'yes' if s['fired'] else 'no'} | "
-            f"{_secs(s.get('time_to_detect_seconds'))} | {_secs(s.get('time_to_notify_seconds'))} | "
-            f"{_secs(s.get('time_to_resolve_seconds'))} | {_secs(s.get('time_to_resolve_in_alertmanager_seconds'))} |"
+            f"| {name} ({s['severity'] or '?'}) | {role} | {fired} | "
+            f"{_secs(s.get('time_to_detect_seconds'))} | {_pair(s, 'time_to_notify_seconds', 'time_to_alertmanager_seconds')} | "
+            f"{_pair(s, 'time_to_resolve_seconds', 'time_to_resolve_in_alertmanager_seconds')} |"
         )
     if not report["alerts"]:
-        lines.append("| (none) | | | | | | |")
+        lines.append("| (none) | | | | | |")
     lines += [
         "",
-        "Times to detect and notify count from the fault in effect; times to resolve from the baseline in effect.",
+        "Times to detect and notify count from the fault in effect on every worker; times to resolve from the "
+        "baseline in effect. Notify: the alert receiver's log line of the notification / the first look at which "
+        "Alertmanager held the alert. An alert already firing before the fault is not timed.",
         "",
     ]
     lines += ["## Timeline", "", "| time (UTC, from the fault in effect) | event |", "|---|---|"]
@@ -93,9 +102,13 @@ def summary(report: dict[str, Any]) -> list[str]:
     out = [f"Drill {report['drill']['name']}: {report['verdict'].upper()}"]
     for name in report["drill"]["expected"]:
         s = report["alerts"][name]
+        if s.get("already_firing") and not s["fired"]:
+            out.append(f"  {name}: already firing before the fault (not timed)")
+            continue
         out.append(
-            f"  {name}: detect {_secs(s.get('time_to_detect_seconds'))}, notify {_secs(s.get('time_to_notify_seconds'))}, "
-            f"resolve {_secs(s.get('time_to_resolve_seconds'))} (Alertmanager {_secs(s.get('time_to_resolve_in_alertmanager_seconds'))})"
+            f"  {name}: detect {_secs(s.get('time_to_detect_seconds'))}, "
+            f"notify {_secs(s.get('time_to_notify_seconds'))} (receiver; Alertmanager {_secs(s.get('time_to_alertmanager_seconds'))}), "
+            f"resolve {_secs(s.get('time_to_resolve_seconds'))} (Prometheus; Alertmanager {_secs(s.get('time_to_resolve_in_alertmanager_seconds'))})"
         )
     out += [f"  FAIL: {f}" for f in report["failures"]]
     out += [f"  note: {n}" for n in report["notes"]]

@@ -6,6 +6,7 @@ server's service proxy with the play's kubeconfig and context.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,3 +119,85 @@ class Alerts:
             entry["firing"].sort()
             entry["pending"].sort()
         return found
+
+
+@dataclass
+class Receiver:
+    """The alert receiver's log (labapi.alert_receiver: one JSON line per notification Alertmanager sent).
+
+    Local: its log file (<lab_dir>/logs/<lab_alert_receiver_name>.log). Kubernetes: the log of its pods (label
+    app=<name> in the API's namespace), read through the API server with the play's kubeconfig and context.
+    """
+
+    log_file: str = ""
+    pods: str = ""  # namespace/app-label
+    kubeconfig: str = ""
+    context: str = ""
+
+    @property
+    def where(self) -> str:
+        return (
+            self.log_file
+            or f"the logs of the pods app={self.pods.partition('/')[2]} in {self.pods.partition('/')[0]}"
+        )
+
+    def lines(self) -> list[str]:
+        """Every line of the log; SourceError when it cannot be read."""
+        if self.log_file:
+            try:
+                with open(self.log_file, encoding="utf-8", errors="replace") as fh:
+                    return fh.read().splitlines()
+            except OSError as err:
+                raise SourceError(f"the alert receiver's log {self.log_file} cannot be read: {err}") from None
+        if not self.pods:
+            return []
+        namespace, _, app = self.pods.partition("/")
+        try:
+            from kubernetes import client, config  # the local platform does not need it
+
+            api = client.CoreV1Api(
+                config.new_client_from_config(
+                    config_file=self.kubeconfig or None, context=self.context or None
+                )
+            )
+            found: list[str] = []
+            for pod in api.list_namespaced_pod(namespace, label_selector=f"app={app}").items:
+                name = str(pod.metadata.name) if pod.metadata else ""
+                found += str(api.read_namespaced_pod_log(name, namespace)).splitlines()
+            return found
+        except Exception as err:  # any client or API error: the report says the receiver could not be read
+            raise SourceError(f"the alert receiver's log ({self.where}) cannot be read: {err}") from None
+
+
+def notifications(lines: list[str]) -> list[dict[str, Any]]:
+    """The receiver's notification lines: {t (epoch), route, status, alerts: [{alertname, status, starts_at}]}."""
+    from drills.timeline import parse_time  # timeline imports nothing from here
+
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or entry.get("event") != "alert_notification":
+            continue
+        t = parse_time(str(entry.get("timestamp") or ""))
+        if t is None:
+            continue
+        found.append(
+            {
+                "t": t,
+                "route": entry.get("route"),
+                "status": entry.get("status"),
+                "alerts": [
+                    {
+                        "alertname": a.get("alertname"),
+                        "status": a.get("status"),
+                        "starts_at": a.get("starts_at"),
+                    }
+                    for a in entry.get("alerts") or []
+                    if isinstance(a, dict)
+                ],
+            }
+        )
+    return sorted(found, key=lambda n: n["t"])

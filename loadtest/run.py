@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
@@ -50,6 +51,21 @@ def locust_command(out: Path, host: str, processes: int, locustfile: Path = LOCU
     return cmd
 
 
+def _write(run_file: Path, run: dict[str, Any]) -> None:
+    """run.json in one step (a reader never sees half of it: --stop reads it while the run writes its end)."""
+    tmp = run_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(run, indent=2) + "\n")
+    tmp.replace(run_file)
+
+
+def _read(run_file: Path) -> dict[str, Any]:
+    try:
+        run: dict[str, Any] = json.loads(run_file.read_text())
+        return run
+    except (OSError, ValueError):  # a run.json written by an older version, caught mid-write
+        return {}
+
+
 def stop(run_dir: Path, timeout: float = 30.0) -> int:
     """End the run recorded in run_dir early: SIGTERM to its Locust, then wait for the run's end."""
     run_file = run_dir / "run.json"
@@ -68,7 +84,7 @@ def stop(run_dir: Path, timeout: float = 30.0) -> int:
         os.kill(int(pid), signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "end" in json.loads(run_file.read_text()):
+        if "end" in _read(run_file):
             return 0
         time.sleep(0.5)
     print(f"Locust (pid {pid}) did not end within {timeout:.0f}s of SIGTERM", file=sys.stderr)
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     run = json.loads(run_file.read_text()) if run_file.exists() else {}
     cmd = locust_command(args.dir, args.host, args.processes)
     run.update({"start": time.time(), "locust_command": cmd, "locust_csv_prefix": str(args.dir / "locust")})
-    run_file.write_text(json.dumps(run, indent=2) + "\n")
+    _write(run_file, run)
     with (args.dir / "locust.log").open("w") as log:
         proc = subprocess.Popen(
             cmd,
@@ -99,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
             env={**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json")},
         )
         run["locust_pid"] = proc.pid
-        run_file.write_text(json.dumps(run, indent=2) + "\n")
+        _write(run_file, run)
         code = proc.wait()
     stopped = code == -signal.SIGTERM  # ended early on purpose (--stop)
     run.update({"end": time.time(), "locust_exit_code": code, "stopped": stopped})
-    run_file.write_text(json.dumps(run, indent=2) + "\n")
+    _write(run_file, run)
     if code not in (0, 1) and not stopped:
         tail = (args.dir / "locust.log").read_text()[-2000:]
         print(f"Locust stopped with exit code {code}:\n{tail}", file=sys.stderr)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from drills.plan import PlanError, Rules, plan, seconds
+from drills.plan import NotYet, PlanError, Rules, plan, seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILLS = yaml.safe_load((ROOT / "group_vars" / "all" / "drills.yml").read_text())["lab_drills"]
@@ -127,3 +128,52 @@ def test_runbooks_of_expected_and_allowed_alerts() -> None:
 @pytest.mark.parametrize(("text", "value"), [("90s", 90), ("5m", 300), ("1h30m", 5400), (20, 20), ("15", 15)])
 def test_durations(text: object, value: int) -> None:
     assert seconds(text, "x") == value
+
+
+SLO_1D = {**SLO_30D, "window": "1d"}
+LAB_DEFAULT = Rules(SLO_1D, scrape_s=15, eval_s=15, not_ready_window_s=60)  # the lab's defaults
+
+
+def test_error_burst_needs_data_covering_the_tickets_long_window_minus_its_time_to_fire() -> None:
+    # Issue 19, item 4: the 48m/4m ticket pair (3x) is silent until slo:period_covered:seconds >= 48m. At 2.1% bad
+    # requests its long window crosses 3 x 0.5% after 0.015 x 2880 / 0.021 = 2057 s: the data must cover
+    # 2880 - 2057 = 823 s at the fault for the ticket to wait for errors, not for data.
+    assert LAB_DEFAULT.coverage_needed("ApiAvailabilitySlowBurn", 0.021) == 823
+    old = make("error-burst", rules=LAB_DEFAULT, max_s=3600)
+    assert old.coverage_needed_s == 823
+    assert old.deadline_s == 2058 + 55  # 2057.1 s rounded up, plus 2 scrapes, 1 evaluation, 10 s
+    # Prometheus 7 minutes old (the issue's run), 30 s of warm-up: it cannot succeed; it says when it can.
+    now = 1_800_000_000.0
+    with pytest.raises(NotYet) as caught:
+        plan(DRILLS, "error-burst", "local", LAB_DEFAULT, "x", 3600, covered_s=420, warmup_s=30, now=now)
+    text = str(caught.value)
+    ready_at = now + 823 - 450  # 6m13s later
+    local = datetime.fromtimestamp(ready_at).astimezone().strftime("%H:%M:%S %Z")
+    utc = datetime.fromtimestamp(ready_at, UTC).strftime("%H:%M:%S")
+    assert f"Run it at {local}" in text
+    assert f"({utc} UTC)" in text
+    assert "its 48m/4m pair" in text
+    assert "covers its 48m window" in text
+    assert "Prometheus holds 7m of data now" in text
+    assert "Drills that can run now: db-outage, slow-database, unready, none." in text
+    # Once the data covers enough, it runs, and says how long it takes.
+    ready = plan(DRILLS, "error-burst", "local", LAB_DEFAULT, "x", 3600, covered_s=793, warmup_s=30)
+    assert ready.deadline_s == 2113
+    # The 144m/12m pair cannot fire in a lab that young: the ticket resolves once its 4m window forgets the fault.
+    assert ready.resolve_deadline_s == 240 + 55 + 20
+    assert ready.takes_at_most_s() == 30 + 2113 + 315
+
+
+def test_pages_run_on_a_young_lab_with_the_deadline_of_the_branch_that_can_fire() -> None:
+    # db-outage at 1d: on an old lab the 2m/1m pair fires first (12.2 s); on a lab younger than 2 minutes that pair
+    # is silent and the ungated 1m outage branch (0.2 x 60 / 0.71 = 16.9 s) sets the deadline.
+    assert make("db-outage", rules=LAB_DEFAULT).deadline_s == 13 + 55
+    young = plan(DRILLS, "db-outage", "local", LAB_DEFAULT, "x", 3600, covered_s=5, warmup_s=30)
+    assert young.coverage_needed_s == 0
+    assert young.deadline_s == 17 + 55
+    assert young.as_dict()["takes_at_most_seconds"] == 30 + 72 + 135
+    for name in ("slow-database", "unready", "none"):
+        assert (
+            plan(DRILLS, name, "local", LAB_DEFAULT, "x", 3600, covered_s=0, warmup_s=30).coverage_needed_s
+            == 0
+        )

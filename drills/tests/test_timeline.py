@@ -67,14 +67,35 @@ WATCH = [
 ]
 
 
+def notified(
+    t: float, alert: str = "ApiAvailabilityFastBurn", starts_at: str = "1970-01-01T00:16:58.5Z"
+) -> dict:
+    return {
+        "t": t,
+        "route": "page",
+        "status": "firing",
+        "alerts": [{"alertname": alert, "status": "firing", "starts_at": starts_at}],
+    }
+
+
 def test_times_to_detect_notify_and_resolve() -> None:
-    result = judge(DRILL, {"ApiAvailabilityFastBurn": firing(1018, 1044)}, WATCH, TIMES, eval_s=1.0)
+    result = judge(
+        DRILL,
+        {"ApiAvailabilityFastBurn": firing(1018, 1044)},
+        WATCH,
+        TIMES,
+        eval_s=1.0,
+        notifications=[notified(1029.5)],
+    )
     assert result["verdict"] == "pass", result["failures"]
     story = result["alerts"]["ApiAvailabilityFastBurn"]
     assert story["prometheus_firing_at"] == 1018
     assert story["time_to_detect_seconds"] == 4  # from the fault in effect (1014)
+    # Notify: the receiver's log line (group_wait after Alertmanager got it), Alertmanager's own time beside it.
+    assert story["receiver_notified_at"] == 1029.5
+    assert story["time_to_notify_seconds"] == 15.5
     assert story["alertmanager_seen_at"] == 1020
-    assert story["time_to_notify_seconds"] == 6
+    assert story["time_to_alertmanager_seconds"] == 6
     assert story["alertmanager_starts_at"] == 1018.5
     assert story["alertmanager_receivers"] == ["lab-sink"]
     assert story["prometheus_resolved_at"] == 1045  # the evaluation after the last firing sample
@@ -128,7 +149,11 @@ def test_still_firing_at_the_end_is_noted() -> None:
     result = judge(DRILL, {"ApiAvailabilityFastBurn": firing(1018, 1060)}, WATCH[:4], TIMES, eval_s=1.0)
     assert result["verdict"] == "pass"
     assert result["alerts"]["ApiAvailabilityFastBurn"]["time_to_resolve_seconds"] is None
-    assert "still firing when the drill ended" in result["notes"][0]
+    # The note says when the drill really ended (issue 19, item 5: it printed the resolve deadline instead).
+    assert result["notes"][0] == (
+        "ApiAvailabilityFastBurn was still firing in Prometheus when the drill ended (26s after the baseline was "
+        "in effect; the resolve deadline is 30s)"
+    )
 
 
 def test_episodes_split_on_missed_evaluations() -> None:
@@ -158,7 +183,9 @@ def test_recorded_drills_judge_the_same(name: str) -> None:
         report["drill"], report["alert_samples"], watch, times, report["drill"]["evaluation_seconds"]
     )
     assert again["verdict"] == report["verdict"]
-    assert again["alerts"] == report["alerts"]
+    for alert, old in report["alerts"].items():
+        for key in ("fired", "prometheus_firing_at", "time_to_detect_seconds", "alertmanager_seen_at"):
+            assert again["alerts"][alert].get(key) == old.get(key), (alert, key)
     for name_ in report["drill"]["expected"]:
         story = again["alerts"][name_]
         samples = report["alert_samples"][name_]["firing"]

@@ -11,6 +11,9 @@ Alertmanager recorded. teardown.yml stops everything at the end, also on failure
 from __future__ import annotations
 
 import json
+import re
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +85,31 @@ def check_detected(
     assert story["alertmanager_receivers"] == [severity]
     assert abs(story["alertmanager_starts_at"] - during[0]) <= 2.0
     assert story["prometheus_firing_at"] <= story["alertmanager_seen_at"] <= report["deadline_at"]
+    # Time to notify: the alert receiver's log line of this alert's notification (issue 19, item 5), after the
+    # detection, with Alertmanager's own time beside it.
+    lines = [
+        json.loads(line)
+        for line in (Path(lab["settings"]["lab_dir"]) / "logs" / "alert-receiver.log")
+        .read_text()
+        .splitlines()
+        if line.startswith("{")
+    ]
+    notes = [
+        n
+        for n in lines
+        if n.get("event") == "alert_notification"
+        and any(a["alertname"] == alert and a["status"] == "firing" for a in n["alerts"])
+    ]
+    logged = [datetime.fromisoformat(n["timestamp"]).timestamp() for n in notes]
+    assert story["receiver_notified_at"] == pytest.approx(
+        min(t for t in logged if t >= times["fault_requested"]), abs=0.001
+    )
+    assert story["receiver_route"] == severity
+    assert story["time_to_notify_seconds"] == pytest.approx(
+        story["receiver_notified_at"] - times["fault_effective"], abs=0.01
+    )
     assert story["time_to_notify_seconds"] >= story["time_to_detect_seconds"]
+    assert story["time_to_alertmanager_seconds"] >= 0
     # Time to resolve: the evaluation after the last firing sample, counted from the baseline in effect.
     assert story["prometheus_resolved_at"] == pytest.approx(samples[-1] + 1.0, abs=0.01)
     assert story["time_to_resolve_seconds"] == pytest.approx(
@@ -110,7 +137,59 @@ def check_fault_in_effect(lab: dict[str, Any], report: dict[str, Any], fault: st
     assert times["fault_requested"] <= seen <= times["fault_effective"] + 3
 
 
-# Order matters: the control drill runs first (the db outage leaves the slow-burn ticket firing for minutes).
+# Order matters: the young-lab refusal runs first (the lab is minutes old); the control drill next (the db outage
+# leaves the slow-burn ticket firing for minutes).
+def test_a_drill_the_young_lab_cannot_pass_stops_at_once_and_says_when_it_can_run(
+    lab: dict[str, Any],
+) -> None:
+    """Issue 19, item 4: error-burst's ticket pair is silent until the data covers its 48m window; on a lab minutes
+    old the drill stops in the preflight (no load, no fault) with the clock time at which it can run."""
+    prom = lab["urls"]["prometheus"]
+    selector = '{app="flask-api",namespace="sre-lab"}'
+
+    def covered() -> float:
+        return float(query(prom, f"min(slo:period_covered:seconds{selector})")[0]["value"][1])
+
+    before, t0 = covered(), time.time()
+    proc, _run_dir, _report = drill(lab, "error-burst", check=False)
+    after, t1 = covered(), time.time()
+    assert proc.returncode != 0
+    out = " ".join(proc.stdout.split())  # the play's YAML output folds long messages
+    assert "drill error-burst cannot succeed yet: ApiAvailabilitySlowBurn fires 34m18s into the fault" in out
+    assert "Drills that can run now: db-outage, slow-database, unready, none." in out
+    # The clock time: when the data will cover 823 s at the fault (2880 s window - 2057 s to fire), after the 5 s
+    # warm-up, from what Prometheus held while the preflight ran.
+    stamp = re.search(r"Run it at (\d\d:\d\d:\d\d) \S+ \((\d\d:\d\d:\d\d) UTC\)", out)
+    assert stamp, out[-3000:]
+    earliest = t0 + 823 - 5 - after - 1
+    latest = t1 + 823 - 5 - before + 1
+    day = datetime.fromtimestamp(earliest, UTC).strftime("%Y-%m-%d")
+    printed = datetime.fromisoformat(f"{day}T{stamp.group(2)}+00:00").timestamp()
+    assert earliest - 1 <= printed <= latest + 1
+    # Nothing happened: no load, no fault, no report.
+    assert "Start the background load" not in out
+    faults = Path(lab["settings"]["lab_dir"]) / "run" / "faults.yaml"
+    assert yaml.safe_load(faults.read_text())["db_failure_rate"] == pytest.approx(0.05)
+    assert not list((Path(lab["settings"]["lab_dir"]) / "reports").glob("drills/*-error-burst"))
+    assert t1 - t0 < 120
+
+
+def test_a_drill_against_a_lab_that_is_down_says_make_lab(lab: dict[str, Any]) -> None:
+    from tests.support.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = run_playbook(
+        "drill.yml",
+        "-e",
+        json.dumps({**lab["settings"], "drill": "db-outage", "drill_prometheus_url": url}),
+        check=False,
+    )
+    assert proc.returncode != 0
+    out = " ".join(proc.stdout.split())  # the play's YAML output folds long messages
+    assert f"drill: Prometheus is not reachable at {url}: is the lab up? Run `make lab`" in out
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_control_drill_fires_nothing(lab: dict[str, Any]) -> None:
     _proc, _run_dir, report = drill(lab, "none")
     assert report["verdict"] == "pass", report["failures"]
@@ -144,6 +223,11 @@ def test_db_outage_pages_on_availability(lab: dict[str, Any]) -> None:
     assert "ApiAvailabilityFastBurn firing in Prometheus" in text
     assert "docs/runbooks/ApiAvailabilityFastBurn.md" in text
     assert f"detect {story['time_to_detect_seconds']:.1f}s" in proc.stdout
+    # Waiting prints progress lines, not a retry line per poll (issue 19, item 4).
+    assert "FAILED - RETRYING" not in proc.stdout
+    assert "done: fire watch ended" in proc.stdout
+    assert "done: resolve watch ended" in proc.stdout
+    assert "the drill takes at most " in " ".join(proc.stdout.split())
     assert (run_dir / "load" / "locust_stats.csv").is_file()  # stress_test's Locust was the load
     print(f"db-outage: {'; '.join(report_lines(report))}")
 
@@ -163,7 +247,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         s = report["alerts"][name]
         out.append(
             f"{name} detect {s['time_to_detect_seconds']:.1f}s notify {s['time_to_notify_seconds']:.1f}s "
-            f"resolve {s['time_to_resolve_seconds']:.1f}s"
+            f"(Alertmanager {s['time_to_alertmanager_seconds']:.1f}s) resolve {s['time_to_resolve_seconds']:.1f}s "
+            f"(Alertmanager {s['time_to_resolve_in_alertmanager_seconds']:.1f}s)"
         )
     return out
 
