@@ -41,6 +41,16 @@ APP_SPEC = "labapi:create_app()"
 _GIVEN: set[int] = set()
 
 
+def default_local_ports() -> dict[str, int]:
+    """The local platform's default ports (group_vars/all/local.yml), which the documented commands use."""
+    return dict(yaml.safe_load((ROOT / "group_vars" / "all" / "local.yml").read_text())["lab_local_ports"])
+
+
+# Never handed out by free_port(): the verbatim-commands test (tests/e2e/test_documented_commands.py) runs a lab on
+# the default ports while other modules run on the other pytest-xdist worker.
+_RESERVED = frozenset(default_local_ports().values())
+
+
 def _port_range() -> range:
     """This process's share of the ports below the kernel's ephemeral range.
 
@@ -66,7 +76,7 @@ def free_port() -> int:
     ports = _port_range()
     for _ in range(200):
         port = random.choice(ports)
-        if port in _GIVEN:
+        if port in _GIVEN or port in _RESERVED:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
@@ -84,8 +94,7 @@ def free_local_ports() -> dict[str, int]:
     The names come from group_vars/all/local.yml, the one place that lists them, so a new program there
     gets a port in every test without editing the tests.
     """
-    names = yaml.safe_load((ROOT / "group_vars" / "all" / "local.yml").read_text())["lab_local_ports"]
-    return {name: free_port() for name in names}
+    return {name: free_port() for name in default_local_ports()}
 
 
 def lab_app_settings() -> tuple[dict[str, str], dict[str, object]]:
