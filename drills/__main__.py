@@ -303,7 +303,6 @@ def parser() -> argparse.ArgumentParser:
                 "--deadline-seconds", type=float, default=0.0, help="with --effective-file: until = it + this"
             )
             s.add_argument("--interval", type=float, default=1.0)
-        if name == "watch":
             s.add_argument(
                 "--notify-grace",
                 type=float,
