@@ -298,6 +298,6 @@ def test_window_longer_than_the_retention_is_refused(
         {"lab_slo": SLO_30D, "monitoring_prometheus_retention": "4w2d"},
     ],
 )
-def test_window_within_the_retention_is_accepted(extra: dict[str, Any], tmp_path: Path) -> None:
-    proc = render_playbook(tmp_path, extra)
-    assert proc.returncode == 0, proc.stdout[-3000:]
+def test_window_within_the_retention_is_accepted(extra: dict[str, Any], render_rules: Render) -> None:
+    # render_rules fails the test when the playbook fails; {} shares the run of rules_default (the same settings)
+    assert (render_rules(**extra) / "rules" / "recording_rules.yml").is_file()
