@@ -18,7 +18,7 @@ from lessons.schema import LESSON_SCHEMA
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 # The placeholders a query may use ($app, ...): filled in from the session (telemetry.Context.values).
-PLACEHOLDERS = frozenset({"app", "namespace", "scene_range", "fault_range"})
+PLACEHOLDERS = frozenset({"app", "namespace", "scene_range", "fault_range", "scene_set_at", "fault_window"})
 
 
 class LessonError(ValueError):

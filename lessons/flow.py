@@ -89,6 +89,8 @@ def scene_summary(session: dict[str, Any]) -> str:
     else:
         parts.append("the baseline faults only")
     parts.append(f"scene began {_clock(times['started'])}")
+    if times.get("ready"):
+        parts.append(f"questions from {_clock(times['ready'])}")
     return "; ".join(parts)
 
 

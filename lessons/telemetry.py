@@ -66,6 +66,11 @@ class Context:
     def fault_start(self) -> float:
         return self.since("fault_effective") or self.scene_start
 
+    @property
+    def scene_set(self) -> float:
+        """When the scene was set and the questions began ('ready')."""
+        return self.since("ready") or time.time()
+
     def values(self, now: float) -> dict[str, str]:
         """The placeholders of a lesson's queries (catalog.PLACEHOLDERS)."""
 
@@ -77,6 +82,10 @@ class Context:
             "namespace": str(self.session["namespace"]),
             "scene_range": rng(self.scene_start),
             "fault_range": rng(self.fault_start),
+            # A closed window, the same whenever the question is answered: from the fault to the scene set
+            # ([$fault_window] @ $scene_set_at).
+            "scene_set_at": f"{self.scene_set:.3f}",
+            "fault_window": f"{max(1, round(self.scene_set - self.fault_start))}s",
         }
 
     def render(self, query: str, now: float) -> str:

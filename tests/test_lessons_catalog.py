@@ -48,7 +48,12 @@ def test_shipped_lesson_is_consistent(lesson: catalog.Lesson) -> None:
         if query is None:
             continue
         rendered = string.Template(query).substitute(
-            app="flask-api", namespace="sre-lab", scene_range="95s", fault_range="60s"
+            app="flask-api",
+            namespace="sre-lab",
+            scene_range="95s",
+            fault_range="60s",
+            scene_set_at="1765000000.000",
+            fault_window="45s",
         )
         promql_parser.parse(rendered)  # raises on a syntax error
         for rule in re.findall(r"\bslo:[a-z_:]+", rendered):

@@ -29,11 +29,14 @@ def _query(prom: str, promql: str, at: float) -> list[dict[str, Any]]:
 def _render(query: str, session: dict[str, Any], now: float) -> str:
     started = float(session["times"]["started"])
     fault = float(session["times"].get("fault_effective") or started)
+    ready = float(session["times"]["ready"])
     return string.Template(query).substitute(
         app=session["app"],
         namespace=session["namespace"],
         scene_range=f"{int(now - started) + 1}s",
         fault_range=f"{int(now - fault) + 1}s",
+        scene_set_at=f"{ready:.3f}",
+        fault_window=f"{max(1, round(ready - fault))}s",
     )
 
 
