@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +65,24 @@ def wait_for_lab_age(lab: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def lessons_env(local_lab: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def lessons_env(local_lab: dict[str, Any], tmp_path: Path) -> Iterator[dict[str, Any]]:
     wait_for_lab_age(local_lab)
     env = ansible_env()
     env["LAB_LESSON_SESSION"] = str(tmp_path / "session.json")
     settings = tmp_path / "settings.json"  # the lab's settings as a file: ARGS='-e @<file>' needs no quoting
     settings.write_text(json.dumps({**local_lab["settings"], "lesson_time_scale": TIME_SCALE}))
-    return {
+    the_env = {
         "env": env,
         "args": ["-e", f"@{settings}"],
         "session": tmp_path / "session.json",
         "lab": local_lab,
     }
+    yield the_env
+    # A test that failed half-way (a killed terminal, a timeout) leaves its lesson running: end it as a trainee
+    # would (make lesson-end), so its load and fault do not outlive the test.
+    session = the_env["session"]
+    if session.exists() and json.loads(session.read_text()).get("status") != "ended":
+        lessons(the_env, "end", timeout=300)
 
 
 def lessons(env: dict[str, Any], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
