@@ -202,7 +202,7 @@ def test_interactive_lesson_in_a_terminal(lessons_env: dict[str, Any]) -> None:
         dimensions=(50, 200),
     )
     try:
-        child.expect("The scene is set")
+        child.expect("=== The scene is set")  # printed once the session file is final
         session = json.loads(env["session"].read_text())
         for n, question in enumerate(lesson.questions, 1):
             child.expect(f"Q{n}> ")
