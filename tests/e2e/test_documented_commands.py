@@ -250,10 +250,9 @@ def test_make_stress_steady_gives_a_verdict_and_a_report(lab: Lab) -> None:
 
 
 def test_make_teardown_removes_the_lab_and_keeps_the_reports(lab: Lab) -> None:
-    run = ok(lab.run("make teardown"))
+    ok(lab.run("make teardown"))
     assert not any(_listening(port) for port in lab.ports.values()), "something of the lab still listens"
     assert sorted(p.name for p in lab.lab_dir.iterdir()) == ["reports"]
     assert (lab.lab_dir / "reports" / "drills" / "latest" / "report.json").is_file()
     again = ok(lab.run("make teardown"))
     assert "changed=0" in again.output
-    del run
