@@ -115,10 +115,11 @@ lint: dev-venv ## ruff, mypy (strict), yamllint, ansible-lint (production profil
 	$(BIN)/hadolint app/Dockerfile
 	@for pb in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; echo "syntax ok: $$pb"; done
 
-# pytest runs on two pytest-xdist workers, whole modules each, the real local labs first (tests/support/xdist_groups.py).
+# pytest runs on three pytest-xdist workers, whole modules each, the real local labs first (tests/support/xdist_groups.py):
+# three on two cores, because the three long modules (real local labs) spend most of their time waiting on alerts.
 # PYTEST_XDIST= (empty) runs it serially in one process.
-PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
-pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest, two workers)
+PYTEST_XDIST ?= -n 3 --dist loadfile --no-loadscope-reorder
+pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest, three workers)
 	$(BIN)/pytest $(PYTEST_XDIST)
 
 # Needs root the first time (installs docker.io/debootstrap, starts the lab's own dockerd); see scripts/image-test.sh.
