@@ -32,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from app.bench.wrk import WrkResult, run_wrk
-from tests.support.servers import Server, start_app
+from labtools.appserver import Server, start_app
 
 HERE = Path(__file__).resolve().parent
 POST_ECHO = HERE / "post_echo.lua"
