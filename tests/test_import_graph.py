@@ -15,7 +15,16 @@ from tests.conftest import ROOT
 SEARCH = (ROOT, ROOT / "app")
 BENCHES = ("app/bench/__main__.py", "loadtest/bench.py")
 # Code that is not a test: everything it imports must be too.
-NOT_TESTS = ("app/labapi", "app/bench", "labtools", "loadtest", "drills", "lessons", "scripts", "filter_plugins")
+NOT_TESTS = (
+    "app/labapi",
+    "app/bench",
+    "labtools",
+    "loadtest",
+    "drills",
+    "lessons",
+    "scripts",
+    "filter_plugins",
+)
 
 
 def module_file(name: str) -> Path | None:
