@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-LAB_REQS  := requirements/lab.txt
+# lab.txt installs the checkout's own packages (labapi, labtools) editable: their pyproject files count too.
+LAB_REQS  := requirements/lab.txt app/pyproject.toml pyproject.toml
 DEV_REQS  := requirements/dev.txt requirements/lab.txt requirements/local.txt app/requirements.txt loadtest/requirements.txt
 
 .PHONY: help
