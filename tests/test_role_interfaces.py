@@ -247,9 +247,6 @@ KNOWN_CROSS_ROLE_READS = {
     "roles/lab_summary/tasks/kubernetes.yml: monitoring_grafana_admin_user",
     "roles/lab_summary/tasks/kubernetes.yml: monitoring_k8s_endpoints",
     "roles/lab_summary/tasks/local.yml: monitoring_grafana_admin_user",
-    "roles/drill/tasks/kubernetes/preflight.yml: monitoring_prometheus_scrape_interval",
-    "roles/drill/tasks/local/preflight.yml: monitoring_local_evaluation_interval",
-    "roles/drill/tasks/local/preflight.yml: monitoring_local_scrape_interval",
     "roles/drill/tasks/shared/preflight.yml: monitoring_not_ready_window",
     "roles/drill/tasks/shared/preflight.yml: monitoring_runbook_base_url",
 }
