@@ -26,7 +26,7 @@ help: ## List the targets, the drills and the faults
 	@printf '\nFaults at run time (roles/app_deploy/README.md): make faults FAULTS=<document>, e.g.\n'
 	@printf "  make faults FAULTS='{\"db_failure_rate\": 0.5}'   half the simulated queries fail; with APP_DB_RETRIES=1 a\n"
 	@printf '                                                request fails only when every try does: 0.5^2 = 25%% of 503s\n'
-	@printf '  make faults FAULTS=none                       back to the baseline (app_deploy_faults, group_vars/all/app.yml)\n'
+	@printf '  make faults FAULTS=none                       back to the baseline (lab_baseline_faults, group_vars/all/app.yml)\n'
 
 $(VENV)/.lab-stamp: $(LAB_REQS)
 	@test -x $(PY) || "$$(scripts/find-python.sh)" -m venv $(VENV)
@@ -88,7 +88,7 @@ lesson-end: venv ## End the running lesson now: baseline faults back, its load s
 lesson-report: venv ## Write the lessons' HTML report (what was done) and print its path
 	$(PY) -m lessons report
 
-# FAULTS: a fault document (JSON/YAML flow mapping), or none / baseline / unset = the baseline app_deploy_faults.
+# FAULTS: a fault document (JSON/YAML flow mapping), or none / baseline / unset = the baseline lab_baseline_faults.
 FAULTS ?=
 faults: venv ## Switch the running API's faults, no restart: make faults FAULTS='{"db_failure_rate": 0.5}'; FAULTS=none = baseline
 	$(BIN)/ansible-playbook playbooks/faults.yml $(if $(filter-out none baseline,$(FAULTS)),-e '{"faults": $(FAULTS)}') $(ARGS)

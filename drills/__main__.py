@@ -51,7 +51,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         slo=slo,
         scrape_s=seconds(args.scrape_interval, "the scrape interval"),
         eval_s=seconds(args.evaluation_interval, "the evaluation interval"),
-        not_ready_window_s=seconds(args.not_ready_window, "monitoring_not_ready_window"),
+        not_ready_window_s=seconds(args.not_ready_window, "lab_not_ready_window"),
     )
     drill = plan(
         _json_arg(args.drills),

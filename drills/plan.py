@@ -27,7 +27,7 @@ SLO_ALERTS = {
     "ApiLatencySlowBurn": ("latency", "ticket"),
 }
 # Alerts that are not burn rates: (severity, longest range in the expression in seconds, for: in seconds).
-# ApiNotReady's range is monitoring_not_ready_window (passed in); None marks it.
+# ApiNotReady's range is lab_not_ready_window (passed in); None marks it.
 OTHER_ALERTS: dict[str, tuple[str, int | None, int]] = {
     "ApiNotReady": ("page", None, 0),
     "ApiTargetDown": ("page", 0, 120),

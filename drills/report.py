@@ -28,7 +28,7 @@ def events(report: dict[str, Any]) -> list[tuple[float, str]]:
         (times["started"], "background load started"),
         (times["fault_requested"], f"fault requested: {report['fault_document']}"),
         (times["fault_effective"], "fault in effect on every replica (app_fault)"),
-        (times["restore_requested"], "baseline requested (app_deploy_faults)"),
+        (times["restore_requested"], "baseline requested (lab_baseline_faults)"),
         (times["restore_effective"], "baseline in effect on every replica"),
         (times["ended"], "drill ended"),
     ]

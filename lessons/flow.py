@@ -40,7 +40,7 @@ def say(text: str, out: TextIO = sys.stdout) -> None:
 def cleanup(session_file: Path, session: dict[str, Any]) -> int:
     """Baseline faults back and the load stopped (the cleanup play), whatever the terminal sends meanwhile."""
     print(
-        f"\nCleaning up lesson {session.get('lesson')}: the baseline faults (app_deploy_faults) go back and the "
+        f"\nCleaning up lesson {session.get('lesson')}: the baseline faults (lab_baseline_faults) go back and the "
         "background load stops (playbooks/lesson.yml, lesson_action=cleanup); Ctrl-C cannot stop this step.",
         flush=True,
     )

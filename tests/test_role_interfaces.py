@@ -234,32 +234,10 @@ def cross_role_reads(role: Path) -> list[str]:
     return sorted(found)
 
 
-# Reads still to be given a lab-wide name or an entry point (issue 21). The list only shrinks: a read not listed
-# fails the test, and so does an entry that no longer occurs (remove it when you fix it).
-KNOWN_CROSS_ROLE_READS = {
-    "roles/drill/tasks/shared/run.yml: app_deploy_faults",
-    "roles/lesson/tasks/cleanup.yml: app_deploy_faults",
-    "roles/lesson/tasks/scene.yml: app_deploy_faults",
-    "roles/stress_test/tasks/shared/settings.yml: app_deploy_faults",
-    "roles/lab_summary/tasks/kubernetes.yml: app_deploy_service_port",
-    "roles/stress_test/vars/main.yml: app_deploy_service_port",
-    "roles/stress_test/vars/main.yml: monitoring_saturation_inflight_limit",
-    "roles/lab_summary/tasks/kubernetes.yml: monitoring_grafana_admin_user",
-    "roles/lab_summary/tasks/kubernetes.yml: monitoring_k8s_endpoints",
-    "roles/lab_summary/tasks/local.yml: monitoring_grafana_admin_user",
-    "roles/drill/tasks/shared/preflight.yml: monitoring_not_ready_window",
-    "roles/drill/tasks/shared/preflight.yml: monitoring_runbook_base_url",
-}
-
-
 @pytest.mark.parametrize("role", ROLES, ids=ROLE_NAMES)
 def test_no_role_reads_another_roles_variables(role: Path) -> None:
     found = cross_role_reads(role)
-    offenders = sorted(set(found) - KNOWN_CROSS_ROLE_READS)
-    assert not offenders, f"{role.name} reads another role's variables:\n" + "\n".join(offenders)
-    known = {k for k in KNOWN_CROSS_ROLE_READS if k.startswith(f"roles/{role.name}/")}
-    stale = sorted(known - set(found))
-    assert not stale, f"KNOWN_CROSS_ROLE_READS lists reads that no longer occur, remove them: {stale}"
+    assert not found, f"{role.name} reads another role's variables:\n" + "\n".join(sorted(set(found)))
 
 
 def test_the_cross_role_check_sees_a_read(tmp_path: Path) -> None:

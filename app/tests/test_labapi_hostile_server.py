@@ -23,7 +23,7 @@ SERVING = {
     "APP_ACCESS_LOG_SAMPLE_RATE": "0.01",
     "APP_DB_RETRIES": "1",
 }
-# The lab's baseline fault document (app_deploy_faults: 5% of simulated queries fail), as the local platform runs it.
+# The lab's baseline fault document (lab_baseline_faults: 5% of simulated queries fail), as the local platform runs it.
 BASELINE_FAULTS = {"db_failure_rate": 0.05}
 
 

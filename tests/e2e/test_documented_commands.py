@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.long_running]
 
 GROUP_VARS = ROOT / "group_vars" / "all"
 DRILLS = {d["name"]: d for d in yaml.safe_load((GROUP_VARS / "drills.yml").read_text())["lab_drills"]}
-BASELINE = yaml.safe_load((GROUP_VARS / "app.yml").read_text())["app_deploy_faults"]
+BASELINE = yaml.safe_load((GROUP_VARS / "app.yml").read_text())["lab_baseline_faults"]
 URL = re.compile(r"https?://127\.0\.0\.1:\d+[^\s'\"`),]*")
 
 

@@ -137,7 +137,7 @@ def test_free_ports_pass_the_preflights(lab_dir: Path, ports: dict[str, int]) ->
             "app_deploy_settings (group_vars/all/app.yml) must map environment variable names",
         ),
         (
-            {"app_deploy_faults": {"APP_DB_FAILURE_RATE": "0.5", "users_error_rate": 2}},
+            {"lab_baseline_faults": {"APP_DB_FAILURE_RATE": "0.5", "users_error_rate": 2}},
             "app_deploy_preflight",
             "bad fault document: unknown key 'APP_DB_FAILURE_RATE' (known: db_failure_rate, extra_latency_ms, "
             "extra_latency_route, force_unready, users_error_rate); users_error_rate: 2 is not a number from 0 to 1",

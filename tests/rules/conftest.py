@@ -69,7 +69,7 @@ def rules_default(render_rules: Render) -> Path:
 def rules_30d(render_rules: Render) -> Path:
     """A 30d window (and a 30d retention), runbook links on https://runbooks.test (what the tests expect)."""
     return (
-        render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=SLO_30D, **RETENTION_30D)
+        render_rules(lab_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=SLO_30D, **RETENTION_30D)
         / "rules"
     )
 
@@ -77,4 +77,4 @@ def rules_30d(render_rules: Render) -> Path:
 @pytest.fixture(scope="session")
 def rules_1d(render_rules: Render) -> Path:
     """The same spec with a 1-day SLO window."""
-    return render_rules(monitoring_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=DEFAULT_SLO) / "rules"
+    return render_rules(lab_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=DEFAULT_SLO) / "rules"

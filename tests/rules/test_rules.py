@@ -141,7 +141,7 @@ def test_outage_condition_is_what_pages_within_two_minutes(render_rules: Render,
     too late and the 2-minute assertions of slo_30d_fast.test.yml fail."""
     rules_dir = (
         render_rules(
-            monitoring_runbook_base_url="https://runbooks.test",
+            lab_runbook_base_url="https://runbooks.test",
             lab_slo={**SLO_30D, "outage_error_ratio": 1},
             **RETENTION_30D,
         )

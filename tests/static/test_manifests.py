@@ -194,11 +194,11 @@ def test_settings_reach_the_configmap_and_faults_the_faults_configmap(api: dict[
     assert faults_cm["metadata"]["namespace"] == api["Deployment"]["metadata"]["namespace"]
     assert set(faults_cm["data"]) == {"faults.yaml"}
     assert yaml.safe_load(faults_cm["data"]["faults.yaml"]) == {
-        "db_failure_rate": app["app_deploy_faults"]["db_failure_rate"],
-        "extra_latency_ms": app["app_deploy_faults"]["extra_latency_ms"],
-        "extra_latency_route": app["app_deploy_faults"]["extra_latency_route"],
-        "force_unready": app["app_deploy_faults"]["force_unready"],
-        "users_error_rate": app["app_deploy_faults"]["users_error_rate"],
+        "db_failure_rate": app["lab_baseline_faults"]["db_failure_rate"],
+        "extra_latency_ms": app["lab_baseline_faults"]["extra_latency_ms"],
+        "extra_latency_route": app["lab_baseline_faults"]["extra_latency_route"],
+        "force_unready": app["lab_baseline_faults"]["force_unready"],
+        "users_error_rate": app["lab_baseline_faults"]["users_error_rate"],
     }
 
 
@@ -280,7 +280,7 @@ def test_only_a_settings_change_rolls_the_pods_never_a_fault_change(
         "app_deploy,monitoring",
     )
     for where, extra in (
-        (faulty, {"app_deploy_faults": faults}),
+        (faulty, {"lab_baseline_faults": faults}),
         (reset, {"app_deploy_settings": settings, "lab_slo": slo}),
     ):
         run_playbook(
@@ -333,7 +333,7 @@ def test_a_bad_fault_document_stops_the_render_naming_the_problem(tmp_path: Path
         "-e",
         "lab_platform=minikube",
         "-e",
-        json.dumps({"app_deploy_faults": {"db_failure_rate": 2, "APP_FORCE_UNREADY": "true"}}),
+        json.dumps({"lab_baseline_faults": {"db_failure_rate": 2, "APP_FORCE_UNREADY": "true"}}),
         "--tags",
         "app_deploy",  # the fault document is the API's: its part of the render checks it
         check=False,

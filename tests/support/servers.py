@@ -51,7 +51,7 @@ def free_local_ports() -> dict[str, int]:
 
 def lab_app_settings() -> tuple[dict[str, str], dict[str, object]]:
     """The API's environment and baseline fault document as the lab deploys them (group_vars/all/app.yml:
-    app_deploy_settings, app_deploy_faults), for `start_app(env=..., faults=...)`. The one templated value, the latency
+    app_deploy_settings, lab_baseline_faults), for `start_app(env=..., faults=...)`. The one templated value, the latency
     SLO threshold, is read from group_vars/all/slo.yml as Ansible would."""
     app = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())
     slo = yaml.safe_load((ROOT / "group_vars" / "all" / "slo.yml").read_text())
@@ -62,7 +62,7 @@ def lab_app_settings() -> tuple[dict[str, str], dict[str, object]]:
     unresolved = [name for name, value in env.items() if "{{" in value]
     if unresolved:
         raise ValueError(f"lab_app_settings cannot resolve the templated settings {unresolved}")
-    return env, dict(app["app_deploy_faults"])
+    return env, dict(app["lab_baseline_faults"])
 
 
 def metric_samples(url: str) -> dict[tuple[str, frozenset], float]:

@@ -65,7 +65,7 @@ def local_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
             "latency": {"objective": 99.0, "threshold_seconds": 0.3},
             "outage_error_ratio": 0.2,
         },
-        "monitoring_not_ready_window": "20s",
+        "lab_not_ready_window": "20s",
         "lab_drills": _drills_for_the_test(),
         "drill_warmup_seconds": 5,
         "drill_poll_interval": 1,

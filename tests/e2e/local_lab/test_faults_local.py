@@ -93,7 +93,7 @@ def lab(local_lab: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_faults_playbook_switches_a_running_local_lab_without_a_restart(lab: dict) -> None:
     api = lab["api"]
-    baseline = yaml.safe_load((ROOT / "group_vars/all/app.yml").read_text())["app_deploy_faults"]
+    baseline = yaml.safe_load((ROOT / "group_vars/all/app.yml").read_text())["lab_baseline_faults"]
     assert (
         yaml.safe_load(lab["faults_file"].read_text()) == baseline
     )  # the deploy wrote the baseline document

@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.long_running, pytest.mark.timeout(18
 LESSONS = [lesson.id for lesson in catalog.load_all()]
 # Covered in a terminal (test_interactive_lesson_in_a_terminal) rather than with make answer: one scene less.
 INTERACTIVE = "failing-endpoint"
-BASELINE = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())["app_deploy_faults"]
+BASELINE = yaml.safe_load((ROOT / "group_vars" / "all" / "app.yml").read_text())["lab_baseline_faults"]
 TIME_SCALE = 0.15
 
 
