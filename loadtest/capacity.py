@@ -7,9 +7,12 @@ A step breaches when, over that step alone (deltas of Locust's cumulative stats)
 - generator: the load generator's CPU reached ``cpu_limit_percent`` of a core (Locust can no longer offer the
   load it is asked for, so whatever happens next says nothing about the server).
 
-The run stops at the first breaching step (or at the shape's ceiling). Each step is appended to a JSON file
-(``LAB_STEPS_FILE``): the report joins it with Prometheus's server-side view of the same window. No Locust
-import here: the locustfile feeds snapshots in, the tests feed numbers.
+The run stops at the first breaching step (or at the shape's ceiling): this is the client's view, the only one
+Locust has while it runs. Each step (measured after its warm-up) is appended to a JSON file (``LAB_STEPS_FILE``)
+with Locust's p99 and mean latency and the machine's CPU split; the report joins it with Prometheus's
+server-side view of the same window and judges the SLO by its definition, the server-side SLIs the alerts use
+(``loadtest/report/steps.py``): a client-side breach while the server holds is reported as such, never as the
+server's limit. No Locust import here: the locustfile feeds snapshots in, the tests feed numbers.
 """
 
 from __future__ import annotations
@@ -76,17 +79,48 @@ class StepResult:
     under_threshold_ratio: float | None
     generator_cpu_percent: float
     breaches: list[str]
+    # Locust's own latency over the step (client side: includes any wait before the app sees the request).
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    # Users actually running at the step's end, and how the machine's CPU was split (loadtest.machine.split).
+    users_running: int | None = None
+    warmup_seconds: float = 0.0
+    cpu: dict[str, float | None] = field(default_factory=dict)
+
+
+def percentile_ms(times: Mapping[int, int], share: float) -> float | None:
+    """The response time (ms) under which ``share`` of the requests of Locust's histogram fall."""
+    total = sum(times.values())
+    if total <= 0:
+        return None
+    rank, seen = share * total, 0
+    for ms in sorted(times):
+        seen += times[ms]
+        if seen >= rank:
+            return float(ms)
+    return float(max(times))
 
 
 def judge(
-    index: int, users: int, before: Snapshot, after: Snapshot, cpu_percent: float, limits: Limits
+    index: int,
+    users: int,
+    before: Snapshot,
+    after: Snapshot,
+    cpu_percent: float,
+    limits: Limits,
+    *,
+    users_running: int | None = None,
+    warmup_seconds: float = 0.0,
+    cpu: dict[str, float | None] | None = None,
 ) -> StepResult:
-    """The step between two snapshots, with the reasons (if any) it breached."""
+    """The step between two snapshots (taken after the step's warm-up), with the reasons (if any) it breached."""
     requests = after.requests - before.requests
     failures = after.failures - before.failures
     seconds = max(after.at - before.at, 1e-9)
     times = {ms: count - before.response_times.get(ms, 0) for ms, count in after.response_times.items()}
+    times = {ms: count for ms, count in times.items() if count > 0}
     timed = sum(times.values())
+    weighted = sum(ms * count for ms, count in times.items())
     fast = sum(count for ms, count in times.items() if ms <= limits.latency_threshold_ms)
     failure_ratio = failures / requests if requests else None
     under = fast / timed if timed else None
@@ -118,6 +152,11 @@ def judge(
         under_threshold_ratio=under,
         generator_cpu_percent=cpu_percent,
         breaches=breaches,
+        p99_ms=percentile_ms(times, 0.99),
+        mean_ms=weighted / timed if timed else None,
+        users_running=users_running,
+        warmup_seconds=warmup_seconds,
+        cpu=dict(cpu or {}),
     )
 
 

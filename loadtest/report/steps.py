@@ -1,0 +1,291 @@
+"""One story per capacity step: the server's view, the client's view, the generator, and the verdict.
+
+The SLO verdict of a step follows the SLO's definition: the server-side SLIs the alerts use (Prometheus, the
+recording rules' expressions over the step's own measured window). Locust's client-side view of the same window
+is reported beside it. When the clients breach while the server holds, the step *held* the SLO and the report
+says so in words, with the measured gap (client p99 - server p99: time spent before the app sees a request,
+in the listen backlog and the accept loop, which the server-side SLI cannot measure). Two capacity figures
+follow: by the SLO as defined, and by what the clients saw.
+
+Pure functions over plain dicts: ``step_record`` builds one report.json step from the server figures
+(``figures.window_figures``) and Locust's step (steps.json); ``capacity_summary`` reads those records only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from loadtest.report.slo import Slo
+
+# A step is generator-limited when Locust sent fewer than this share of the requests its users would send at
+# the latency they saw (users x seconds / mean latency: users with no think time keep one request in flight).
+OFFERED_SHARE = 0.8
+# Throughput has stopped growing with users once a step reaches this share of the best step's throughput.
+SATURATION_SHARE = 0.95
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _breaches(side: str, slo: Slo, error_ratio: float | None, under: float | None) -> list[dict[str, str]]:
+    """The SLIs that missed their objective, each as {"side", "sli", "detail"}."""
+    found = []
+    if error_ratio is not None and error_ratio > 1 - slo.availability_objective:
+        found.append(
+            {
+                "side": side,
+                "sli": "availability",
+                "detail": f"{error_ratio:.3%} of requests failed (budget {1 - slo.availability_objective:.3%})",
+            }
+        )
+    if under is not None and under < slo.latency_objective:
+        found.append(
+            {
+                "side": side,
+                "sli": "latency",
+                "detail": f"{under:.3%} within {slo.latency_threshold:g} s (objective {slo.latency_objective:.3%})",
+            }
+        )
+    return found
+
+
+def _generator_limit(
+    users: int, seconds: float, client: dict[str, Any], cpu_percent: float | None, cpu_limit: float
+) -> str | None:
+    """Why the generator, not the server, may have set this step's throughput (None when it kept up)."""
+    if cpu_percent is not None and cpu_percent >= cpu_limit:
+        return f"Locust used {cpu_percent:.0f}% of a core (limit {cpu_limit:g}%)"
+    mean = client.get("mean_seconds")
+    requests = client.get("requests")
+    if mean and requests is not None and seconds > 0 and users > 0:
+        offered = users * seconds / mean
+        if requests < OFFERED_SHARE * offered:
+            return (
+                f"Locust sent {requests:,.0f} requests; its {users} users at a mean latency of {mean * 1000:.1f} ms "
+                f"would send {offered:,.0f}"
+            )
+    return None
+
+
+def step_record(
+    number: int,
+    phase: dict[str, Any],
+    server: dict[str, Any],
+    slo: Slo,
+    cpu_limit: float,
+) -> dict[str, Any]:
+    """One step of report.json: users, duration, requests, both views, CPU, verdict and reason.
+
+    ``phase``: the step from steps.json as ``phases.capacity_steps`` gives it ("generator" = Locust's record);
+    ``server``: ``figures.window_figures`` over the same window.
+    """
+    gen = phase.get("generator", {})
+    seconds = float(phase["to"]) - float(phase["from"])
+    users = int(phase["users"])
+    server_view = {
+        "requests": server.get("requests"),
+        "throughput_rps": server.get("throughput_rps"),
+        "error_ratio": server.get("error_ratio"),
+        "under_threshold_ratio": server.get("latency_under_threshold_ratio"),
+        "p50_seconds": server.get("latency_p50_seconds"),
+        "p95_seconds": server.get("latency_p95_seconds"),
+        "p99_seconds": server.get("latency_p99_seconds"),
+    }
+    p99_ms, mean_ms = gen.get("p99_ms"), gen.get("mean_ms")
+    client_view = {
+        "requests": gen.get("requests"),
+        "failures": gen.get("failures"),
+        "throughput_rps": gen.get("throughput_rps"),
+        "error_ratio": gen.get("failure_ratio"),
+        "under_threshold_ratio": gen.get("under_threshold_ratio"),
+        "p99_seconds": None if p99_ms is None else p99_ms / 1000,
+        "mean_seconds": None if mean_ms is None else mean_ms / 1000,
+    }
+    has_server = bool(server_view["requests"]) and server_view["error_ratio"] is not None
+    server_breaches = _breaches(
+        "server", slo, server_view["error_ratio"], server_view["under_threshold_ratio"]
+    )
+    client_breaches = _breaches(
+        "client", slo, client_view["error_ratio"], client_view["under_threshold_ratio"]
+    )
+    cpu = gen.get("cpu") or {}
+    generator_cpu = gen.get("generator_cpu_percent")
+    limited = _generator_limit(users, seconds, client_view, generator_cpu, cpu_limit)
+    gap = (
+        client_view["p99_seconds"] - server_view["p99_seconds"]
+        if client_view["p99_seconds"] is not None and server_view["p99_seconds"] is not None
+        else None
+    )
+    if not has_server:
+        verdict = "no_data"
+        reason = "Prometheus holds no API requests for this step's window: no SLO verdict"
+    elif server_breaches:
+        verdict = "broke"
+        reason = "; ".join(f"{b['sli']} (server side): {b['detail']}" for b in server_breaches)
+    else:
+        verdict = "held"
+        reason = (
+            f"both SLOs held on the server side ({_pct(server_view['under_threshold_ratio'])} within "
+            f"{slo.latency_threshold:g} s, {_pct(server_view['error_ratio'])} 5xx)"
+        )
+    if client_breaches and verdict == "held":
+        reason += (
+            "; the clients breached ("
+            + "; ".join(f"{b['sli']} (client side): {b['detail']}" for b in client_breaches)
+            + f"): client p99 {_ms(client_view['p99_seconds'])} vs server p99 {_ms(server_view['p99_seconds'])}, "
+            f"a gap of {_ms(gap)} spent before the app saw the requests (listen backlog, accept loop)"
+        )
+    if limited:
+        reason += f"; generator-limited: {limited}"
+    return {
+        "step": number,
+        "label": phase["phase"],
+        "users": users,
+        "users_running": gen.get("users_running"),
+        "from": float(phase["from"]),
+        "to": float(phase["to"]),
+        "duration_seconds": seconds,
+        "warmup_seconds": gen.get("warmup_seconds", 0.0),
+        "requests": server_view["requests"],
+        "server": {**server_view, "meets_slo": None if not has_server else not server_breaches},
+        "client": {**client_view, "meets_slo": not client_breaches if client_view["requests"] else None},
+        "p99_gap_seconds": gap,
+        "generator_cpu_percent": generator_cpu,
+        "server_cpu_percent": cpu.get("server_cpu_percent"),
+        "others_cpu_percent": cpu.get("others_cpu_percent"),
+        "machine_cpu_percent": cpu.get("machine_cpu_percent"),
+        "cores": cpu.get("cores"),
+        "load1": cpu.get("load1"),
+        "generator_limited": limited is not None,
+        "breaches": server_breaches + client_breaches,
+        "verdict": verdict,
+        "reason": reason,
+    }
+
+
+def _best(steps: Sequence[dict[str, Any]], side: str) -> dict[str, Any] | None:
+    """The step with the highest throughput (that side's count) among ``steps``."""
+    rated = [s for s in steps if s[side]["throughput_rps"] is not None]
+    return max(rated, key=lambda s: s[side]["throughput_rps"], default=None)
+
+
+def _figure(
+    steps: Sequence[dict[str, Any]], side: str, broken: dict[str, Any] | None, stopped: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Capacity by one view: the best step before the first step that view calls broken."""
+    held = steps[: steps.index(broken)] if broken else list(steps)
+    held = [s for s in held if s["verdict"] != "no_data"]
+    best = _best(held, side)
+    at_least = []
+    if broken is None:
+        why = (stopped or {}).get("reason", "end of the run")
+        at_least.append(f"the search stopped ({why}) before this view broke")
+    if best and best["generator_limited"]:
+        at_least.append(f"the generator limited {best['label']}")
+    breaches = [b for b in (broken or {}).get("breaches", []) if b["side"] == side]
+    return {
+        "rps": best[side]["throughput_rps"] if best else None,
+        "users": best["users"] if best else None,
+        "step": best["label"] if best else None,
+        "at_least": bool(at_least) and best is not None,
+        "at_least_because": at_least,
+        "broke_at": broken["label"] if broken else None,
+        "broke_by": [f"{b['sli']} ({side} side)" for b in breaches],
+    }
+
+
+def saturation(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Where server throughput stops growing with users: the first step within SATURATION_SHARE of the best."""
+    rated = [s for s in steps if s["server"]["throughput_rps"]]
+    if len(rated) < 2:
+        return {"reached": False, "rps": None, "users": None, "step": None, "why": "fewer than two steps"}
+    peak = max(s["server"]["throughput_rps"] for s in rated)
+    first = next(s for s in rated if s["server"]["throughput_rps"] >= SATURATION_SHARE * peak)
+    if first is rated[-1]:
+        return {
+            "reached": False,
+            "rps": peak,
+            "users": None,
+            "step": None,
+            "why": "throughput still grew at the last step",
+        }
+    return {
+        "reached": True,
+        "rps": peak,
+        "users": first["users"],
+        "step": first["label"],
+        "why": (
+            f"from {first['users']} users on, more users added no throughput (within {1 - SATURATION_SHARE:.0%} "
+            f"of {peak:,.1f} requests/s): they only queued"
+        ),
+    }
+
+
+def capacity_summary(steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | None) -> dict[str, Any]:
+    """Both capacity figures, saturation, the client-server gap and the story in sentences, from the steps."""
+    slo_broken = next((s for s in steps if s["verdict"] == "broke"), None)
+    client_broken = next(
+        (s for s in steps if s["client"]["meets_slo"] is False or s["verdict"] == "broke"), None
+    )
+    by_slo = _figure(steps, "server", slo_broken, stopped)
+    by_client = _figure(steps, "client", client_broken, stopped)
+    if client_broken is not None and not any(b["side"] == "client" for b in client_broken["breaches"]):
+        by_client["broke_by"] = [f"{b['sli']} (server side)" for b in client_broken["breaches"]]
+    gap_step = client_broken or (steps[-1] if steps else None)
+    gap = (
+        {
+            "step": gap_step["label"],
+            "client_p99_seconds": gap_step["client"]["p99_seconds"],
+            "server_p99_seconds": gap_step["server"]["p99_seconds"],
+            "p99_gap_seconds": gap_step["p99_gap_seconds"],
+        }
+        if gap_step
+        else None
+    )
+    sat = saturation(steps)
+    limited = [s["label"] for s in steps if s["generator_limited"]]
+    story = []
+    if by_slo["rps"] is None:
+        story.append("No step held the SLO (server-side SLIs, the ones the alerts use).")
+    else:
+        story.append(
+            f"Capacity by the SLO (server-side SLIs, the ones the alerts use): "
+            f"{'at least ' if by_slo['at_least'] else ''}{by_slo['rps']:,.1f} requests/s ({by_slo['step']})."
+        )
+    if slo_broken:
+        story.append(f"The SLO broke at {slo_broken['label']}: {slo_broken['reason']}.")
+    if by_client["rps"] is not None:
+        story.append(
+            f"Capacity by what the clients saw (Locust): {'at least ' if by_client['at_least'] else ''}"
+            f"{by_client['rps']:,.1f} requests/s ({by_client['step']})."
+        )
+    if client_broken and client_broken["verdict"] == "held":
+        story.append(
+            f"At {client_broken['label']} the clients breached while the server held its SLOs: the requests "
+            f"waited {_ms(gap['p99_gap_seconds'] if gap else None)} (client p99 - server p99) before the app saw "
+            "them (listen backlog, accept loop), which the server-side SLI cannot measure. This is a client-side "
+            "breach, not a server-side one."
+        )
+    if sat["reached"]:
+        story.append(
+            f"Saturation: {sat['rps']:,.1f} requests/s, reached at {sat['users']} users ({sat['step']}); {sat['why']}."
+        )
+    else:
+        story.append(f"Saturation not reached: {sat['why']}.")
+    if limited:
+        story.append(f"Generator-limited steps (the figures are lower bounds there): {', '.join(limited)}.")
+    return {
+        "slo": by_slo,
+        "client": by_client,
+        "saturation": sat,
+        "gap": gap,
+        "generator_limited_steps": limited,
+        "stopped": stopped,
+        "story": story,
+    }

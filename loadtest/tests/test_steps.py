@@ -1,0 +1,186 @@
+"""The capacity story from synthetic per-step data: verdict by the server-side SLIs, the client-server gap, both
+capacity figures, saturation and generator-limited steps (no Prometheus needed: the analysis is pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loadtest.report.charts import capacity_bars
+from loadtest.report.markdown import capacity_lines, summary_rows
+from loadtest.report.slo import Slo
+from loadtest.report.steps import capacity_summary, saturation, step_record
+
+SLO = Slo(availability_objective=0.995, latency_objective=0.99, latency_threshold=0.3)
+SECONDS = 30.0
+
+
+def step(
+    n: int,
+    users: int,
+    server_rps: float,
+    *,
+    server_under: float = 0.9995,
+    server_p99: float = 0.19,
+    client_under: float = 0.9995,
+    client_p99_ms: float = 200.0,
+    cpu: float = 40.0,
+    sent_share: float = 1.0,
+    errors: float = 0.0,
+) -> dict[str, Any]:
+    """One report.json step; Locust sent ``sent_share`` of what its users would at the latency they saw."""
+    mean_ms = users * SECONDS / (server_rps * SECONDS) * 1000
+    requests = int(server_rps * SECONDS * sent_share)
+    phase = {
+        "phase": f"step {n}: {users} users",
+        "users": users,
+        "from": (n - 1) * SECONDS,
+        "to": n * SECONDS,
+        "generator": {
+            "requests": requests,
+            "failures": 0,
+            "throughput_rps": requests / SECONDS,
+            "failure_ratio": 0.0,
+            "under_threshold_ratio": client_under,
+            "p99_ms": client_p99_ms,
+            "mean_ms": mean_ms,
+            "generator_cpu_percent": cpu,
+            "cpu": {"cores": 2.0, "server_cpu_percent": 120.0, "others_cpu_percent": 5.0, "load1": 2.2},
+            "breaches": [],
+        },
+    }
+    server = {
+        "requests": server_rps * SECONDS,
+        "throughput_rps": server_rps,
+        "error_ratio": errors,
+        "latency_under_threshold_ratio": server_under,
+        "latency_p99_seconds": server_p99,
+    }
+    return step_record(n, phase, server, SLO, cpu_limit=90.0)
+
+
+def test_the_quiet_machine_run_of_the_issue_tells_one_story() -> None:
+    """Flat throughput from 50 users; at 450 users the clients breach (98.34%) while the server holds (99.927%)."""
+    rates = [2875.0, 3050.0, 3120.0, 3150.0, 3180.0, 3160.0, 3170.0, 3175.0, 3140.0]
+    steps = [
+        step(i + 1, 50 * (i + 1), r, server_under=0.99927 if i == 8 else 0.9995, client_p99_ms=180.0 + 20 * i)
+        for i, r in enumerate(rates)
+    ]
+    steps[-1] = step(
+        9, 450, 3140.0, server_under=0.99927, server_p99=0.21, client_under=0.9834, client_p99_ms=420.0
+    )
+    cap = capacity_summary(steps, {"reason": "breach", "step": 8})
+    assert steps[-1]["verdict"] == "held"
+    assert steps[-1]["p99_gap_seconds"] == pytest.approx(0.21)
+    assert "latency (client side)" in steps[-1]["reason"]
+    assert "+210.0 ms" not in steps[-1]["reason"]  # the gap is a duration, printed as such
+    assert "210.0 ms" in steps[-1]["reason"]
+    # Two figures: the SLO never broke (a lower bound at the best step), the clients broke at 450 users.
+    assert cap["slo"]["rps"] == 3180.0
+    assert cap["slo"]["at_least"] is True
+    assert cap["slo"]["broke_at"] is None
+    assert cap["client"]["broke_at"] == "step 9: 450 users"
+    assert cap["client"]["rps"] == 3180.0
+    assert cap["client"]["at_least"] is False
+    # Saturated from the start: 2,875 is within 10% but not 5% of 3,180; 3,050 at 100 users is.
+    assert cap["saturation"]["reached"] is True
+    assert cap["saturation"]["users"] == 100
+    story = " ".join(cap["story"])
+    assert "not a server-side one" in story
+    assert "the limit was the server" not in story
+    # The chart: no red bar (the SLO held everywhere); the client-side breach is named, with its side.
+    bars = capacity_bars(steps)
+    assert [b["colour"] for b in bars] == ["tab:green"] * 9
+    assert bars[-1]["label"] == "latency (client)"
+
+
+def test_a_server_side_breach_breaks_the_slo_and_the_red_bar_names_it() -> None:
+    steps = [step(1, 50, 700.0), step(2, 100, 770.0, server_under=0.97, server_p99=0.45, client_under=0.95)]
+    cap = capacity_summary(steps, {"reason": "breach", "step": 1})
+    assert [s["verdict"] for s in steps] == ["held", "broke"]
+    assert steps[1]["reason"].startswith("latency (server side): 97.000% within 0.3 s")
+    assert cap["slo"] == {
+        "rps": 700.0,
+        "users": 50,
+        "step": "step 1: 50 users",
+        "at_least": False,
+        "at_least_because": [],
+        "broke_at": "step 2: 100 users",
+        "broke_by": ["latency (server side)"],
+    }
+    assert cap["client"]["broke_at"] == "step 2: 100 users"
+    bars = capacity_bars(steps)
+    assert [(b["colour"], b["label"]) for b in bars] == [("tab:green", ""), ("tab:red", "latency (server)")]
+    # The table and the summary say the same as report.json.
+    lines = capacity_lines({"capacity": cap, "steps": steps})
+    assert [
+        line.split(" | ")[12] for line in lines if line.startswith("| step ") and "| users |" not in line
+    ] == [
+        "held",
+        "broke",
+    ]
+
+
+def test_the_first_issue_run_is_not_a_break_when_the_server_held() -> None:
+    """The busy-machine run: step 2 had p99 198.7 ms and 99.865% under 0.3 s on the server: it held."""
+    steps = [
+        step(1, 50, 771.7, server_p99=0.1928),
+        step(2, 100, 760.0, server_p99=0.1987, server_under=0.99865, client_under=0.985, client_p99_ms=350.0),
+    ]
+    cap = capacity_summary(steps, {"reason": "breach", "step": 1})
+    assert [s["verdict"] for s in steps] == ["held", "held"]
+    assert cap["slo"]["broke_at"] is None
+    assert cap["client"]["broke_at"] == "step 2: 100 users"
+    assert [b["colour"] for b in capacity_bars(steps)] == ["tab:green", "tab:green"]
+
+
+def test_generator_limited_steps_make_the_figure_a_lower_bound() -> None:
+    busy = step(2, 100, 900.0, cpu=95.0)
+    starved = step(3, 150, 900.0, sent_share=0.5)  # Locust sent half of what its users would at that latency
+    assert busy["generator_limited"] is True
+    assert "95% of a core" in busy["reason"]
+    assert starved["generator_limited"] is True
+    assert "would send" in starved["reason"]
+    assert step(1, 50, 600.0)["generator_limited"] is False
+    cap = capacity_summary([step(1, 50, 600.0), busy], {"reason": "breach", "step": 1})
+    assert cap["slo"]["at_least"] is True
+    assert any("generator limited step 2" in why for why in cap["slo"]["at_least_because"])
+    assert cap["generator_limited_steps"] == ["step 2: 100 users"]
+
+
+def test_saturation_is_where_throughput_stops_growing_with_users() -> None:
+    growing = [step(i + 1, 10 * (i + 1), 100.0 * (i + 1)) for i in range(4)]
+    assert saturation(growing)["reached"] is False
+    levelled = [step(1, 10, 100.0), step(2, 20, 190.0), step(3, 30, 200.0), step(4, 40, 198.0)]
+    found = saturation(levelled)
+    assert (found["reached"], found["rps"], found["users"]) == (True, 200.0, 20)
+
+
+def test_summary_rows_give_both_capacities_saturation_and_the_cpu_split() -> None:
+    steps = [step(1, 50, 700.0), step(2, 100, 720.0, client_under=0.95, client_p99_ms=500.0)]
+    report = {
+        "prometheus_figures": {
+            "requests": 1.0,
+            "throughput_rps": 1.0,
+            "error_ratio": 0.0,
+            "latency_under_threshold_ratio": 1.0,
+            "latency_p50_seconds": 0.1,
+            "latency_p95_seconds": 0.1,
+            "latency_p99_seconds": 0.1,
+        },
+        "slo": {"availability_objective": 0.995, "latency_objective": 0.99, "latency_threshold_seconds": 0.3},
+        "budget": {},
+        "alerts_fired": [],
+        "phases": [],
+        "verdict": "pass",
+        "steps": steps,
+        "capacity": capacity_summary(steps, {"reason": "breach", "step": 1}),
+    }
+    rows = {a: (b, c) for a, b, c in summary_rows(report)}
+    assert rows["capacity by the SLO (server side)"] == ("at least 720.0/s", "step 2: 100 users")
+    assert rows["capacity by the clients (Locust)"] == ("700.0/s", "step 1: 50 users")
+    assert rows["clients breached at"][0] == "step 2: 100 users"
+    assert "p99 gap client - server +310.0 ms" in rows["clients breached at"][1]
+    assert rows["saturation"] == ("720.0/s", "at 50 users")
+    assert rows["CPU at the last step"][0] == "generator 40%, server 120%, others 5% of 2 cores"
