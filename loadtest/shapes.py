@@ -12,7 +12,7 @@ Settings come from ``LAB_*`` environment variables (the role sets them from ``st
   (spawned at once), then back to the base until ``LAB_DURATION``.
 - soak: ``LAB_SOAK_USERS`` users for ``LAB_SOAK_DURATION`` (long and low).
 - capacity: users with no think time, ``LAB_CAPACITY_START_USERS`` first, ``LAB_CAPACITY_STEP_USERS`` more every
-  ``LAB_CAPACITY_STEP_SECONDS`` (at least ``LAB_CAPACITY_WARMUP_SECONDS`` + ``SETTLE_SCRAPES`` x ``LAB_SCRAPE_INTERVAL``; the warm-up is not measured), up to the ceiling ``LAB_CAPACITY_MAX_USERS``; the locustfile stops it earlier at
+  ``LAB_CAPACITY_STEP_SECONDS`` (at least ``LAB_CAPACITY_WARMUP_SECONDS`` + ``LAB_CAPACITY_MIN_SCRAPES`` x ``LAB_SCRAPE_INTERVAL``; the warm-up is not measured), up to the ceiling ``LAB_CAPACITY_MAX_USERS``; the locustfile stops it earlier at
   the first step that breaches an SLO or where the generator runs out of CPU (``loadtest/capacity.py``).
 """
 
@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 SHAPES = ("capacity", "steady", "step", "spike", "soak")
-# A capacity step lasts at least its warm-up plus this many scrape intervals, so increase() over the measured
-# part of the step has its own samples.
+# A capacity step lasts at least its warm-up plus LAB_CAPACITY_MIN_SCRAPES scrape intervals (this many when unset),
+# so increase() over the measured part of the step has its own samples.
 SETTLE_SCRAPES = 2
 _DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
 
@@ -219,8 +219,12 @@ def from_settings(env: Mapping[str, str]) -> Shape:
             if warmup_setting in ("0", "0s")
             else parse_duration(warmup_setting, "warm-up (stress_test_capacity_warmup_seconds)")
         )
+        scrapes = parse_int(
+            env.get("LAB_CAPACITY_MIN_SCRAPES", str(SETTLE_SCRAPES)),
+            "scrapes per step (stress_test_capacity_min_scrapes)",
+        )
         requested = seconds
-        seconds = max(seconds, warmup + SETTLE_SCRAPES * scrape)
+        seconds = max(seconds, warmup + scrapes * scrape)
         if ceiling < start:
             raise ShapeError(f"the ceiling ({ceiling} users) must not be below the start ({start} users)")
         steps = math.ceil((ceiling - start) / step) + 1

@@ -81,8 +81,9 @@ def write_run_html(path: Path, prom: Prometheus, run: dict[str, Any], report: di
         run["app"],
         run["namespace"],
         seconds(str(run.get("scrape_interval") or "15s")),
+        str(run.get("scrape_job") or ""),
     )
-    return write_html(path, prom, window, notes)
+    return write_html(path, prom, window, notes, sli=SliSource.load(prom).for_job(window.job))
 
 
 def _prometheus(args: argparse.Namespace) -> Prometheus:

@@ -31,6 +31,7 @@ class RunWindow:
     app: str
     namespace: str
     scrape_seconds: float = 15.0
+    job: str = ""  # only this scrape job's series of the app (a stress run's 1 s job); "" = every job
 
 
 @dataclass
@@ -72,8 +73,11 @@ def _panel_series(
     series: list[charts.Series] = []
     queries = []
     for target in panel.targets:
+        raw = (
+            target.expr.replace('app="$app"', f'job="{window.job}",app="$app"') if window.job else target.expr
+        )
         expr = panels.substitute(
-            target.expr,
+            raw,
             app=window.app,
             namespace=window.namespace,
             rate=rate,

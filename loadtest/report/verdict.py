@@ -42,7 +42,8 @@ def build_report(
 ) -> dict[str, Any]:
     """Query Prometheus over [start, eval_time] and compute the verdict against the SLO."""
     slo = Slo.from_spec(run["slo"])
-    sli = sli or SliSource.load(prom)
+    # A stress run with the 1 s stress scrape job: that job's series only (the API is scraped twice meanwhile).
+    sli = (sli or SliSource.load(prom)).for_job(str(run.get("scrape_job") or ""))
     start, end = float(run["start"]), float(run["end"])
     if end <= start:
         raise ReportError(f"the run ended ({end}) before it started ({start})")

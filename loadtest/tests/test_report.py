@@ -289,6 +289,30 @@ def test_a_client_side_breach_while_the_server_holds_is_reported_as_such(
     assert rep["breaches"] == []
 
 
+def test_a_stress_run_reads_its_scrape_job_only() -> None:
+    """The local stress run scrapes the API twice (15 s and the 1 s stress job): the SLIs read the stress job."""
+    ratio = (
+        'sum by (namespace, app) (rate(app_request_count_total{app="flask-api",http_status=~"5.."}[5m])) '
+        '/ sum by (namespace, app) (rate(app_request_count_total{app="flask-api"}[5m]))'
+    )
+    latency = (
+        'sum by (namespace, app) (rate(app_request_latency_seconds_bucket{app="flask-api",le="0.3"}[5m])) '
+        '/ sum by (namespace, app) (rate(app_request_latency_seconds_count{app="flask-api"}[5m]))'
+    )
+    records = [
+        {"name": "slo:sli_error:ratio_rate5m", "labels": {"slo": "availability"}, "query": ratio},
+        {"name": "slo:sli_error:ratio_rate5m", "labels": {"slo": "latency"}, "query": latency},
+        {"name": "slo:sli:ratio_period", "query": "1 - slo:sli_error:ratio_rate1d"},
+    ]
+    source = SliSource.from_rules(records, [])
+    assert source.for_job("") is source
+    stress = source.for_job("flask-api-stress")
+    for sli in stress.slis.values():
+        for expr in (sli.ratio("30s"), sli.count("30s"), sli.total):
+            assert expr.count('{job="flask-api-stress",app="flask-api"') == expr.count('app="flask-api"') > 0
+    assert 'job="flask-api-stress"' in stress.slis["latency"].latency_buckets("30s", "sre-lab")
+
+
 def test_split_ratio_respects_nesting() -> None:
     assert split_ratio('(a / b) / sum(rate(x{l="/"}[5m]))') == ("(a / b)", 'sum(rate(x{l="/"}[5m]))')
 

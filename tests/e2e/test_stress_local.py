@@ -231,7 +231,7 @@ STEP_FIELDS = {
 
 
 def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Path, lab) -> None:
-    """A short capacity search (2 users, +2 per 4 s step after a 1 s warm-up, ceiling 6), then report.html in Chromium.
+    """A short capacity search (2 users, +2 per 4 s step: 1 s warm-up + 3 scrapes, ceiling 6), then report.html in Chromium.
 
     Every step in report.json has both views and the CPU split, and the verdict, the tables (report.md, the
     console, report.html) and the capacity chart's bars tell the same story.
@@ -249,6 +249,7 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         stress_test_capacity_max_users=6,
         stress_test_capacity_step_seconds="4s",
         stress_test_capacity_warmup_seconds="1s",
+        stress_test_capacity_min_scrapes=3,
         stress_test_scrape_interval="1s",
     )
     run_dir, report = latest_report(tmp_path)
