@@ -199,7 +199,7 @@ class LabShape(LoadTestShape):
                 split: dict[str, float | None] = {}
                 if self._machine is not None and self._machine_before is not None:
                     after = self._machine.sample(time.monotonic())
-                    split = machine.split(self._machine_before, after, self._machine.cores, cpu)
+                    split = machine.split(self._machine_before, after, self._machine.cores)
                 result = capacity.judge(
                     self._step,
                     shape.users_at(self._step),

@@ -20,7 +20,7 @@ import psutil  # a Locust dependency
 class CpuSample:
     at: float  # time.monotonic()
     machine_busy: float  # CPU seconds of all cores, not idle
-    own: float  # this process
+    own: float  # this process and its children (Locust's forked workers with --processes)
     server: float | None  # the server's processes (None when not found)
     load1: float
 
@@ -65,25 +65,21 @@ class CpuSampler:
         self.cores = psutil.cpu_count() or 1
 
     def sample(self, at: float) -> CpuSample:
-        own = psutil.Process().cpu_times()
         return CpuSample(
             at=at,
             machine_busy=_busy(),
-            own=float(own.user + own.system),
+            own=_tree_seconds([os.getpid()]) or 0.0,
             server=_tree_seconds(self.server_pids) if self.server_pids else None,
             load1=os.getloadavg()[0],
         )
 
 
-def split(
-    before: CpuSample, after: CpuSample, cores: int, generator_percent: float
-) -> dict[str, float | None]:
-    """Percent of one core over the interval: machine (all cores), generator, server, others; load and cores.
-
-    ``generator_percent`` is the generator's own figure (this process, or the busiest worker in distributed mode).
-    """
+def split(before: CpuSample, after: CpuSample, cores: int) -> dict[str, float | None]:
+    """Percent of one core over the interval: machine (all cores), the generator (this process and its forked
+    workers), the server, others; load and cores."""
     seconds = max(after.at - before.at, 1e-9)
     machine = (after.machine_busy - before.machine_busy) / seconds * 100
+    generator_percent = (after.own - before.own) / seconds * 100
     server = (
         (after.server - before.server) / seconds * 100
         if after.server is not None and before.server is not None
@@ -93,6 +89,7 @@ def split(
     return {
         "cores": float(cores),
         "machine_cpu_percent": machine,
+        "generator_total_cpu_percent": generator_percent,
         "server_cpu_percent": server,
         "others_cpu_percent": others,
         "load1": after.load1,

@@ -157,6 +157,7 @@ def step_record(
         "client": {**client_view, "meets_slo": not client_breaches if client_view["requests"] else None},
         "p99_gap_seconds": gap,
         "generator_cpu_percent": generator_cpu,
+        "generator_total_cpu_percent": cpu.get("generator_total_cpu_percent"),
         "server_cpu_percent": cpu.get("server_cpu_percent"),
         "others_cpu_percent": cpu.get("others_cpu_percent"),
         "machine_cpu_percent": cpu.get("machine_cpu_percent"),

@@ -184,3 +184,21 @@ def test_summary_rows_give_both_capacities_saturation_and_the_cpu_split() -> Non
     assert "p99 gap client - server +310.0 ms" in rows["clients breached at"][1]
     assert rows["saturation"] == ("720.0/s", "at 50 users")
     assert rows["CPU at the last step"][0] == "generator 40%, server 120%, others 5% of 2 cores"
+
+
+def test_the_cpu_split_puts_what_is_neither_generator_nor_server_under_others() -> None:
+    from loadtest.machine import CpuSample, split
+
+    before = CpuSample(at=0.0, machine_busy=100.0, own=10.0, server=20.0, load1=1.0)
+    after = CpuSample(at=10.0, machine_busy=118.0, own=19.0, server=27.0, load1=1.8)
+    assert split(before, after, 2) == {
+        "cores": 2.0,
+        "machine_cpu_percent": pytest.approx(180.0),
+        "generator_total_cpu_percent": pytest.approx(90.0),
+        "server_cpu_percent": pytest.approx(70.0),
+        "others_cpu_percent": pytest.approx(20.0),
+        "load1": 1.8,
+    }
+    unseen = split(before, CpuSample(10.0, 118.0, 19.0, None, 1.8), 2)
+    assert unseen["server_cpu_percent"] is None
+    assert unseen["others_cpu_percent"] == pytest.approx(90.0)
