@@ -86,6 +86,7 @@ class StepResult:
     users_running: int | None = None
     warmup_seconds: float = 0.0
     cpu: dict[str, float | None] = field(default_factory=dict)
+    kind: str = "search"  # search (upward), refine (bisection), repeat (the best held level again)
 
 
 def percentile_ms(times: Mapping[int, int], share: float) -> float | None:
@@ -112,6 +113,7 @@ def judge(
     users_running: int | None = None,
     warmup_seconds: float = 0.0,
     cpu: dict[str, float | None] | None = None,
+    kind: str = "search",
 ) -> StepResult:
     """The step between two snapshots (taken after the step's warm-up), with the reasons (if any) it breached."""
     requests = after.requests - before.requests
@@ -157,6 +159,7 @@ def judge(
         users_running=users_running,
         warmup_seconds=warmup_seconds,
         cpu=dict(cpu or {}),
+        kind=kind,
     )
 
 
@@ -182,3 +185,52 @@ class StepLog:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"steps": self.steps, "stopped": self.stopped}, indent=2) + "\n")
         tmp.replace(self.path)
+
+
+class Search:
+    """Which users each capacity step runs: the shape's steps upward, then a bisection between the last step that
+    held and the first that breached, then the best held level once more (so capacity has two measurements).
+
+    ``next(users, held)`` after each judged step returns ``(users, kind)`` of the next step (kind: "search",
+    "refine" or "repeat") or None to stop; ``reason`` then says why ("ceiling", "breach", "refined").
+    """
+
+    def __init__(self, levels: list[int], refine_steps: int) -> None:
+        self.levels = levels
+        self.refine_steps = refine_steps
+        self.index = 0
+        self.good: int | None = None
+        self.bad: int | None = None
+        self.refining = False
+        self.repeated = False
+        self.reason = ""
+
+    def first(self) -> tuple[int, str]:
+        return self.levels[0], "search"
+
+    def next(self, users: int, held: bool) -> tuple[int, str] | None:
+        if held:
+            self.good = users if self.good is None else max(self.good, users)
+        else:
+            self.bad = users if self.bad is None else min(self.bad, users)
+        if not self.refining:
+            if held:
+                self.index += 1
+                if self.index < len(self.levels):
+                    return self.levels[self.index], "search"
+                self.reason = "ceiling"
+                return None
+            if self.good is None or self.refine_steps <= 0:
+                self.reason = "breach"
+                return None
+            self.refining = True
+        assert self.good is not None
+        assert self.bad is not None
+        if self.refine_steps > 0 and self.bad - self.good > 1:
+            self.refine_steps -= 1
+            return (self.good + self.bad) // 2, "refine"
+        if not self.repeated:
+            self.repeated = True
+            return self.good, "repeat"
+        self.reason = "refined"
+        return None

@@ -144,13 +144,17 @@ class LabShape(LoadTestShape):
     """Feeds Locust's run time to the shape chosen by LAB_SHAPE; for capacity, judges each step as it ends.
 
     A capacity step is measured after its warm-up (``warmup_seconds`` after the step's start): the snapshot of
-    Locust's totals and the CPU sample are taken then, and compared with the ones at the step's end.
+    Locust's totals and the CPU sample are taken then, and compared with the ones at the step's end. Which users
+    the next step runs is ``capacity.Search``'s choice: upward, then a bisection around the break, then a repeat.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        self._search: capacity.Search | None = None
         self._step = -1
-        self._step_started = 0.0
+        self._users = 0
+        self._kind = "search"
+        self._step_started = 0.0  # run time
         self._before: capacity.Snapshot | None = None
         self._cpu: list[float] = []
         self._cpu_at_start = 0.0
@@ -176,51 +180,70 @@ class LabShape(LoadTestShape):
         self._cpu_at_start = _own_cpu_seconds()
         self._machine_before = self._machine.sample(time.monotonic())
 
+    def _start(self, users: int, kind: str, run_time: float, now: float, shape: shapes.Capacity) -> None:
+        self._step += 1
+        self._users, self._kind, self._step_started, self._before = users, kind, run_time, None
+        if shape.warmup_seconds <= 0:
+            self._measure_from(now)
+
+    def _judge(self, shape: shapes.Capacity, now: float, workers: float | None) -> capacity.StepResult | None:
+        """The step that just ended, judged and logged (None when it was never measured)."""
+        import time
+
+        assert LIMITS is not None
+        if self._before is None:
+            return None
+        if workers is None:  # standalone: this process's own CPU over the step, exactly
+            cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
+        else:  # workers report every few seconds: the median of the reports during the step
+            samples = sorted(self._cpu or [0.0])
+            cpu = samples[len(samples) // 2]
+        split: dict[str, float | None] = {}
+        if self._machine is not None and self._machine_before is not None:
+            split = machine.split(
+                self._machine_before, self._machine.sample(time.monotonic()), self._machine.cores
+            )
+        result = capacity.judge(
+            self._step,
+            self._users,
+            self._before,
+            _snapshot(self.runner, now),
+            cpu,
+            LIMITS,
+            users_running=int(getattr(self.runner, "user_count", 0) or 0),
+            warmup_seconds=float(shape.warmup_seconds),
+            cpu=split,
+            kind=self._kind,
+        )
+        self._log.add(result)
+        return result
+
     def _capacity_tick(self, shape: shapes.Capacity, run_time: float) -> tuple[int, float] | None:
         if self._done:
             return None
         import time
 
-        assert LIMITS is not None
         now = time.time()
-        index = shape.step_index(run_time) if run_time < shape.duration else shape.steps
         workers = _workers_cpu(self.runner)
         if workers is not None and self._before is not None:
             self._cpu.append(workers)
-        if index == self._step and self._before is None and now >= self._step_started + shape.warmup_seconds:
-            self._measure_from(now)
-        if index != self._step:
-            if self._before is not None:
-                if workers is None:  # standalone: this process's own CPU over the step, exactly
-                    cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
-                else:  # workers report every few seconds: the median of the reports during the step
-                    samples = sorted(self._cpu or [0.0])
-                    cpu = samples[len(samples) // 2]
-                split: dict[str, float | None] = {}
-                if self._machine is not None and self._machine_before is not None:
-                    after = self._machine.sample(time.monotonic())
-                    split = machine.split(self._machine_before, after, self._machine.cores)
-                result = capacity.judge(
-                    self._step,
-                    shape.users_at(self._step),
-                    self._before,
-                    _snapshot(self.runner, now),
-                    cpu,
-                    LIMITS,
-                    users_running=int(getattr(self.runner, "user_count", 0) or 0),
-                    warmup_seconds=float(shape.warmup_seconds),
-                    cpu=split,
-                )
-                self._log.add(result)
-                if result.breaches:
-                    self._log.stop("breach", self._step)
-                    self._done = True
-                    return None
-            if index >= shape.steps:
-                self._log.stop("ceiling", self._step)
+        if self._search is None:
+            self._search = capacity.Search(shape.levels, shape.refine_steps)
+            users, kind = self._search.first()
+            self._start(users, kind, run_time, now, shape)
+        elif run_time >= self._step_started + shape.step_seconds or run_time >= shape.duration:
+            result = self._judge(shape, now, workers)
+            step = self._step
+            following = (
+                self._search.next(self._users, not result.breaches)
+                if result is not None and run_time < shape.duration
+                else None
+            )
+            if following is None:
+                self._log.stop(self._search.reason or "end of the run", step)
                 self._done = True
                 return None
-            self._step, self._step_started, self._before = index, now, None
-            if shape.warmup_seconds <= 0:
-                self._measure_from(now)
-        return shape.users_at(index), shape.spawn_rate
+            self._start(*following, run_time, now, shape)
+        elif self._before is None and run_time >= self._step_started + shape.warmup_seconds:
+            self._measure_from(now)
+        return self._users, shape.spawn_rate

@@ -47,13 +47,26 @@ def _tree_seconds(pids: list[int]) -> float | None:
     return total if found else None
 
 
+def _root(pid: int) -> int:
+    """The topmost ancestor running the same command line (a gunicorn worker's master), else ``pid`` itself."""
+    with contextlib.suppress(psutil.Error):
+        proc = psutil.Process(pid)
+        cmdline = proc.cmdline()
+        parent = proc.parent()
+        while parent is not None and parent.cmdline() == cmdline:
+            proc, parent = parent, parent.parent()
+        return int(proc.pid)
+    return pid
+
+
 def listening_pids(port: int) -> list[int]:
-    """PIDs of the processes listening on TCP ``port`` (empty when none is visible)."""
+    """Processes serving TCP ``port``: the listeners, each raised to its master (psutil names one process per
+    socket, e.g. one gunicorn worker of the socket they all share); empty when none is visible."""
     pids = set()
     with contextlib.suppress(psutil.Error, OSError):
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                pids.add(conn.pid)
+                pids.add(_root(conn.pid))
     return sorted(pids)
 
 

@@ -163,6 +163,12 @@ class Capacity(Shape):
     step_seconds: int
     warmup_seconds: int = 0  # the start of each step that is not measured (users spawning, queues filling)
     requested_step_seconds: int = 0  # the setting, before the minimum of warm-up + SETTLE_SCRAPES scrapes
+    refine_steps: int = 0  # bisection steps between the last held and the first breaching step (+1 repeat)
+
+    @property
+    def levels(self) -> list[int]:
+        """Users of each upward step."""
+        return [self.users_at(i) for i in range(self.steps)]
 
     @property
     def steps(self) -> int:
@@ -228,9 +234,15 @@ def from_settings(env: Mapping[str, str]) -> Shape:
         if ceiling < start:
             raise ShapeError(f"the ceiling ({ceiling} users) must not be below the start ({start} users)")
         steps = math.ceil((ceiling - start) / step) + 1
+        refine = parse_int(
+            env.get("LAB_CAPACITY_REFINE_STEPS", "0"),
+            "refinement steps (stress_test_capacity_refine_steps)",
+            minimum=0,
+        )
         return Capacity(
             name=name,
-            duration=steps * seconds,
+            # the upward steps, then room for the refinement and the repeat of the best level
+            duration=(steps + (refine + 1 if refine else 0)) * seconds,
             spawn_rate=spawn_rate,
             start_users=start,
             step_users=step,
@@ -238,6 +250,7 @@ def from_settings(env: Mapping[str, str]) -> Shape:
             step_seconds=seconds,
             warmup_seconds=warmup,
             requested_step_seconds=requested,
+            refine_steps=refine,
         )
     users = parse_int(get("LAB_USERS"), "users (stress_test_users)")
     duration = parse_duration(get("LAB_DURATION"), "duration (stress_test_duration)")

@@ -127,13 +127,22 @@ def _rate(figure: dict[str, Any]) -> str:
     return f"{'at least ' if figure['at_least'] else ''}{figure['rps']:,.1f}/s"
 
 
+def _where(figure: dict[str, Any]) -> str:
+    if not figure["step"]:
+        return "no step held"
+    spread = figure["spread"]
+    if spread["measurements"] < 2:
+        return f"{figure['step']} (one measurement)"
+    return f"{figure['step']} ({spread['measurements']} measurements, spread {spread['relative']:.1%})"
+
+
 def capacity_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The capacity rows of the summary table: both figures, where each view broke, saturation, the CPU split."""
     cap = report["capacity"]
     slo, client, sat, gap = cap["slo"], cap["client"], cap["saturation"], cap["gap"] or {}
     rows = [
-        ("capacity by the SLO (server side)", _rate(slo), slo["step"] or "no step held"),
-        ("capacity by the clients (Locust)", _rate(client), client["step"] or "no step held"),
+        ("capacity by the SLO (server side)", _rate(slo), _where(slo)),
+        ("capacity by the clients (Locust)", _rate(client), _where(client)),
         ("SLO broke at", slo["broke_at"] or "did not break", ", ".join(slo["broke_by"])),
         (
             "clients breached at",

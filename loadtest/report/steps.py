@@ -147,6 +147,7 @@ def step_record(
         "step": number,
         "label": phase["phase"],
         "users": users,
+        "kind": gen.get("kind", "search"),
         "users_running": gen.get("users_running"),
         "from": float(phase["from"]),
         "to": float(phase["to"]),
@@ -170,45 +171,64 @@ def step_record(
     }
 
 
-def _best(steps: Sequence[dict[str, Any]], side: str) -> dict[str, Any] | None:
-    """The step with the highest throughput (that side's count) among ``steps``."""
-    rated = [s for s in steps if s[side]["throughput_rps"] is not None]
-    return max(rated, key=lambda s: s[side]["throughput_rps"], default=None)
+def _broke(step: dict[str, Any], side: str) -> bool:
+    """Whether this view calls the step broken (the clients' view also breaks where the server did)."""
+    if side == "server":
+        return bool(step["verdict"] == "broke")
+    return step["client"]["meets_slo"] is False or step["verdict"] == "broke"
 
 
-def _figure(
-    steps: Sequence[dict[str, Any]], side: str, broken: dict[str, Any] | None, stopped: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Capacity by one view: the best step before the first step that view calls broken."""
-    held = steps[: steps.index(broken)] if broken else list(steps)
-    held = [s for s in held if s["verdict"] != "no_data"]
-    best = _best(held, side)
+def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] | None) -> dict[str, Any]:
+    """Capacity by one view: the best throughput below the fewest users that broke it, with its spread over
+    every measurement at that level (the search repeats the best level once it has refined the break)."""
+    broken = [s for s in steps if _broke(s, side)]
+    first_broken = min(broken, key=lambda s: (s["users"], s["step"]), default=None)
+    limit = first_broken["users"] if first_broken else None
+    held = [
+        s
+        for s in steps
+        if not _broke(s, side)
+        and s["verdict"] != "no_data"
+        and s[side]["throughput_rps"] is not None
+        and (limit is None or s["users"] < limit)
+    ]
+    best = max(held, key=lambda s: s[side]["throughput_rps"], default=None)
+    measured = [s[side]["throughput_rps"] for s in held if best and s["users"] == best["users"]]
     at_least = []
-    if broken is None:
+    if first_broken is None:
         why = (stopped or {}).get("reason", "end of the run")
         at_least.append(f"the search stopped ({why}) before this view broke")
-    if best and best["generator_limited"]:
+    if best and any(s["generator_limited"] for s in held if s["users"] == best["users"]):
         at_least.append(f"the generator limited {best['label']}")
-    breaches = [b for b in (broken or {}).get("breaches", []) if b["side"] == side]
+    breaches = [b for b in (first_broken or {}).get("breaches", []) if b["side"] == side] or [
+        b for b in (first_broken or {}).get("breaches", [])
+    ]
+    mean = sum(measured) / len(measured) if measured else None
     return {
-        "rps": best[side]["throughput_rps"] if best else None,
+        "rps": mean,
         "users": best["users"] if best else None,
         "step": best["label"] if best else None,
+        "spread": {
+            "measurements": len(measured),
+            "min_rps": min(measured) if measured else None,
+            "max_rps": max(measured) if measured else None,
+            "relative": (max(measured) - min(measured)) / mean if mean else None,
+        },
         "at_least": bool(at_least) and best is not None,
         "at_least_because": at_least,
-        "broke_at": broken["label"] if broken else None,
-        "broke_by": [f"{b['sli']} ({side} side)" for b in breaches],
+        "broke_at": first_broken["label"] if first_broken else None,
+        "broke_by": [f"{b['sli']} ({b['side']} side)" for b in breaches],
     }
 
 
 def saturation(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Where server throughput stops growing with users: the first step within SATURATION_SHARE of the best."""
-    rated = [s for s in steps if s["server"]["throughput_rps"]]
-    if len(rated) < 2:
+    rated = sorted((s for s in steps if s["server"]["throughput_rps"]), key=lambda s: (s["users"], s["step"]))
+    if len({s["users"] for s in rated}) < 2:
         return {"reached": False, "rps": None, "users": None, "step": None, "why": "fewer than two steps"}
     peak = max(s["server"]["throughput_rps"] for s in rated)
     first = next(s for s in rated if s["server"]["throughput_rps"] >= SATURATION_SHARE * peak)
-    if first is rated[-1]:
+    if first["users"] == rated[-1]["users"]:
         return {
             "reached": False,
             "rps": peak,
@@ -228,16 +248,22 @@ def saturation(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _spread(figure: dict[str, Any]) -> str:
+    spread = figure["spread"]
+    if spread["measurements"] < 2:
+        return "; one measurement"
+    return (
+        f"; {spread['measurements']} measurements, {spread['min_rps']:,.1f}-{spread['max_rps']:,.1f} requests/s, "
+        f"spread {spread['relative']:.1%}"
+    )
+
+
 def capacity_summary(steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | None) -> dict[str, Any]:
     """Both capacity figures, saturation, the client-server gap and the story in sentences, from the steps."""
     slo_broken = next((s for s in steps if s["verdict"] == "broke"), None)
-    client_broken = next(
-        (s for s in steps if s["client"]["meets_slo"] is False or s["verdict"] == "broke"), None
-    )
-    by_slo = _figure(steps, "server", slo_broken, stopped)
-    by_client = _figure(steps, "client", client_broken, stopped)
-    if client_broken is not None and not any(b["side"] == "client" for b in client_broken["breaches"]):
-        by_client["broke_by"] = [f"{b['sli']} (server side)" for b in client_broken["breaches"]]
+    client_broken = next((s for s in steps if _broke(s, "client")), None)
+    by_slo = _figure(steps, "server", stopped)
+    by_client = _figure(steps, "client", stopped)
     gap_step = client_broken or (steps[-1] if steps else None)
     gap = (
         {
@@ -257,14 +283,15 @@ def capacity_summary(steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | 
     else:
         story.append(
             f"Capacity by the SLO (server-side SLIs, the ones the alerts use): "
-            f"{'at least ' if by_slo['at_least'] else ''}{by_slo['rps']:,.1f} requests/s ({by_slo['step']})."
+            f"{'at least ' if by_slo['at_least'] else ''}{by_slo['rps']:,.1f} requests/s ({by_slo['step']}"
+            f"{_spread(by_slo)})."
         )
     if slo_broken:
         story.append(f"The SLO broke at {slo_broken['label']}: {slo_broken['reason']}.")
     if by_client["rps"] is not None:
         story.append(
             f"Capacity by what the clients saw (Locust): {'at least ' if by_client['at_least'] else ''}"
-            f"{by_client['rps']:,.1f} requests/s ({by_client['step']})."
+            f"{by_client['rps']:,.1f} requests/s ({by_client['step']}{_spread(by_client)})."
         )
     if client_broken and client_broken["verdict"] == "held":
         story.append(

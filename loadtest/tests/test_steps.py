@@ -104,6 +104,7 @@ def test_a_server_side_breach_breaks_the_slo_and_the_red_bar_names_it() -> None:
         "rps": 700.0,
         "users": 50,
         "step": "step 1: 50 users",
+        "spread": {"measurements": 1, "min_rps": 700.0, "max_rps": 700.0, "relative": 0.0},
         "at_least": False,
         "at_least_because": [],
         "broke_at": "step 2: 100 users",
@@ -133,6 +134,32 @@ def test_the_first_issue_run_is_not_a_break_when_the_server_held() -> None:
     assert cap["slo"]["broke_at"] is None
     assert cap["client"]["broke_at"] == "step 2: 100 users"
     assert [b["colour"] for b in capacity_bars(steps)] == ["tab:green", "tab:green"]
+
+
+def test_the_refined_search_gives_capacity_with_its_spread_over_two_measurements() -> None:
+    """Upward to a server-side break at 150 users, a bisection (125 held, 137 broke), then 125 users again."""
+    broke = {"server_under": 0.97, "server_p99": 0.5, "client_under": 0.95}
+    steps = [
+        step(1, 50, 600.0),
+        step(2, 100, 800.0),
+        step(3, 150, 820.0, **broke),
+        step(4, 125, 830.0),
+        step(5, 137, 835.0, **broke),
+        step(6, 125, 810.0),
+    ]
+    cap = capacity_summary(steps, {"reason": "refined", "step": 5})
+    slo = cap["slo"]
+    assert (slo["users"], slo["broke_at"], slo["at_least"]) == (125, "step 5: 137 users", False)
+    assert slo["rps"] == pytest.approx(820.0)  # the mean of the two measurements at 125 users
+    assert slo["spread"] == {
+        "measurements": 2,
+        "min_rps": 810.0,
+        "max_rps": 830.0,
+        "relative": pytest.approx(20 / 820),
+    }
+    assert "2 measurements, 810.0-830.0 requests/s, spread 2.4%" in " ".join(cap["story"])
+    # Saturation reads the steps by users, whatever order the search ran them in.
+    assert saturation(steps)["users"] == 100
 
 
 def test_generator_limited_steps_make_the_figure_a_lower_bound() -> None:
@@ -178,8 +205,11 @@ def test_summary_rows_give_both_capacities_saturation_and_the_cpu_split() -> Non
         "capacity": capacity_summary(steps, {"reason": "breach", "step": 1}),
     }
     rows = {a: (b, c) for a, b, c in summary_rows(report)}
-    assert rows["capacity by the SLO (server side)"] == ("at least 720.0/s", "step 2: 100 users")
-    assert rows["capacity by the clients (Locust)"] == ("700.0/s", "step 1: 50 users")
+    assert rows["capacity by the SLO (server side)"] == (
+        "at least 720.0/s",
+        "step 2: 100 users (one measurement)",
+    )
+    assert rows["capacity by the clients (Locust)"] == ("700.0/s", "step 1: 50 users (one measurement)")
     assert rows["clients breached at"][0] == "step 2: 100 users"
     assert "p99 gap client - server +310.0 ms" in rows["clients breached at"][1]
     assert rows["saturation"] == ("720.0/s", "at 50 users")
@@ -202,3 +232,28 @@ def test_the_cpu_split_puts_what_is_neither_generator_nor_server_under_others() 
     unseen = split(before, CpuSample(10.0, 118.0, 19.0, None, 1.8), 2)
     assert unseen["server_cpu_percent"] is None
     assert unseen["others_cpu_percent"] == pytest.approx(90.0)
+
+
+def test_the_server_is_found_by_its_port_up_to_the_master_of_its_workers() -> None:
+    """A listener that forks a worker sharing its socket (as gunicorn does): the master is the server's root."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from loadtest.machine import listening_pids
+
+    code = (
+        "import os, socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+        " print(s.getsockname()[1], flush=True); os.fork(); time.sleep(30)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        assert listening_pids(port) == [proc.pid]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the master and its forked worker
+        proc.wait()

@@ -254,8 +254,8 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
     )
     run_dir, report = latest_report(tmp_path)
     steps = json.loads((run_dir / "steps.json").read_text())
-    assert 1 <= len(steps["steps"]) <= 3
-    assert steps["stopped"]["reason"] in ("breach", "ceiling")
+    assert 1 <= len(steps["steps"]) <= 6  # 3 upward, then at most 2 refinement steps and a repeat
+    assert steps["stopped"]["reason"] in ("breach", "ceiling", "refined")
     assert all(s["generator_cpu_percent"] > 0 for s in steps["steps"])  # Locust's own CPU over each step
     assert all(s["warmup_seconds"] == 1 for s in steps["steps"])
     assert report["shape"]["warmup_seconds"] == 1
@@ -283,11 +283,15 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         assert record["verdict"] == ("held" if record["server"]["meets_slo"] else "broke")
         assert record["reason"]
     cap = report["capacity"]
-    held = [r for r in records if r["verdict"] == "held"]
-    broke = next((r for r in records if r["verdict"] == "broke"), None)
-    before_break = held if broke is None else [r for r in held if r["step"] < broke["step"]]
-    if before_break:
-        assert cap["slo"]["rps"] == max(r["server"]["throughput_rps"] for r in before_break)
+    # Capacity by the SLO: the best server throughput below the fewest users that broke it (mean at that level).
+    broke = min((r for r in records if r["verdict"] == "broke"), key=lambda r: r["users"], default=None)
+    held = [r for r in records if r["verdict"] == "held" and (broke is None or r["users"] < broke["users"])]
+    if held:
+        best = max(held, key=lambda r: r["server"]["throughput_rps"])
+        level = [r["server"]["throughput_rps"] for r in held if r["users"] == best["users"]]
+        assert cap["slo"]["users"] == best["users"]
+        assert cap["slo"]["rps"] == pytest.approx(sum(level) / len(level))
+        assert cap["slo"]["spread"]["measurements"] == len(level)
     assert cap["slo"]["broke_at"] == (broke["label"] if broke else None)
     # The phases (server-side SLO per step) say what the steps say.
     assert [p["meets_slo"] for p in report["phases"]] == [r["verdict"] == "held" for r in records]
