@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--run is required")
         run = json.loads(args.run.read_text())
         run["steps_file"] = str(args.run.parent / "steps.json")  # the capacity shape's step log, if any
+        wrk_file = args.run.parent / "wrk.json"  # the physical limit, measured before the search (capacity)
+        if wrk_file.exists():
+            run["wrk"] = json.loads(wrk_file.read_text())
         fault_file = args.run.parent / "fault.json"
         if fault_file.exists():
             run["fault_window"] = json.loads(fault_file.read_text())

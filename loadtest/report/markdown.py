@@ -160,6 +160,16 @@ def capacity_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"at {sat['users']} users" if sat["reached"] else sat["why"],
         ),
     ]
+    physical = cap.get("physical")
+    if physical:
+        rows.append(
+            (
+                "wrk maximum (same /api/ mix)",
+                "n/a" if physical["wrk_rps"] is None else f"{physical['wrk_rps']:,.1f}/s",
+                physical.get("error")
+                or ("" if physical["ratio"] is None else f"saturation / wrk = {physical['ratio']:.0%}"),
+            )
+        )
     steps = report.get("steps") or []
     if steps:
         last = steps[-1]

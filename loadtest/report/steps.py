@@ -222,13 +222,25 @@ def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] 
 
 
 def saturation(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Where server throughput stops growing with users: the first step within SATURATION_SHARE of the best."""
-    rated = sorted((s for s in steps if s["server"]["throughput_rps"]), key=lambda s: (s["users"], s["step"]))
-    if len({s["users"] for s in rated}) < 2:
-        return {"reached": False, "rps": None, "users": None, "step": None, "why": "fewer than two steps"}
-    peak = max(s["server"]["throughput_rps"] for s in rated)
-    first = next(s for s in rated if s["server"]["throughput_rps"] >= SATURATION_SHARE * peak)
-    if first["users"] == rated[-1]["users"]:
+    """Where server throughput stops growing with users: the fewest users whose mean throughput (over the steps run
+    at that number of users) is within SATURATION_SHARE of the best level's."""
+    levels: dict[int, list[float]] = {}
+    for s in steps:
+        if s["server"]["throughput_rps"]:
+            levels.setdefault(s["users"], []).append(s["server"]["throughput_rps"])
+    if len(levels) < 2:
+        return {
+            "reached": False,
+            "rps": None,
+            "users": None,
+            "step": None,
+            "why": "fewer than two numbers of users",
+        }
+    means = {users: sum(v) / len(v) for users, v in sorted(levels.items())}
+    peak = max(means.values())
+    users = next(u for u, rps in means.items() if rps >= SATURATION_SHARE * peak)
+    label = next(s["label"] for s in steps if s["users"] == users)
+    if users == max(means):
         return {
             "reached": False,
             "rps": peak,
@@ -239,10 +251,10 @@ def saturation(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "reached": True,
         "rps": peak,
-        "users": first["users"],
-        "step": first["label"],
+        "users": users,
+        "step": label,
         "why": (
-            f"from {first['users']} users on, more users added no throughput (within {1 - SATURATION_SHARE:.0%} "
+            f"from {users} users on, more users added no throughput (within {1 - SATURATION_SHARE:.0%} "
             f"of {peak:,.1f} requests/s): they only queued"
         ),
     }
@@ -258,10 +270,34 @@ def _spread(figure: dict[str, Any]) -> str:
     )
 
 
-def capacity_summary(steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | None) -> dict[str, Any]:
-    """Both capacity figures, saturation, the client-server gap and the story in sentences, from the steps."""
-    slo_broken = next((s for s in steps if s["verdict"] == "broke"), None)
-    client_broken = next((s for s in steps if _broke(s, "client")), None)
+def physical_limit(wrk: dict[str, Any] | None, sat: dict[str, Any]) -> dict[str, Any] | None:
+    """wrk's requests/s on the same /api/ mix, and saturation throughput / that maximum."""
+    if not wrk:
+        return None
+    if "error" in wrk:
+        return {"wrk_rps": None, "ratio": None, "error": wrk["error"]}
+    rps = wrk.get("requests_per_second")
+    return {
+        "wrk_rps": rps,
+        "ratio": sat["rps"] / rps if rps and sat.get("rps") else None,
+        "connections": wrk.get("connections"),
+        "seconds": wrk.get("seconds"),
+        "non_2xx": wrk.get("non_2xx"),
+        "mix": wrk.get("mix"),
+    }
+
+
+def capacity_summary(
+    steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | None, wrk: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Both capacity figures, saturation, the client-server gap, the physical limit and the story, from the steps."""
+    # Where each view broke: at the fewest users it broke (the search may have refined below its first break).
+    slo_broken = min(
+        (s for s in steps if _broke(s, "server")), key=lambda s: (s["users"], s["step"]), default=None
+    )
+    client_broken = min(
+        (s for s in steps if _broke(s, "client")), key=lambda s: (s["users"], s["step"]), default=None
+    )
     by_slo = _figure(steps, "server", stopped)
     by_client = _figure(steps, "client", stopped)
     gap_step = client_broken or (steps[-1] if steps else None)
@@ -308,12 +344,23 @@ def capacity_summary(steps: Sequence[dict[str, Any]], stopped: dict[str, Any] | 
         story.append(f"Saturation not reached: {sat['why']}.")
     if limited:
         story.append(f"Generator-limited steps (the figures are lower bounds there): {', '.join(limited)}.")
+    physical = physical_limit(wrk, sat)
+    if physical and physical["wrk_rps"]:
+        ratio = physical["ratio"]
+        story.append(
+            f"wrk on the same /api/ mix ({physical['connections']} connections, {physical['seconds']} s, before the "
+            f"search): {physical['wrk_rps']:,.1f} requests/s"
+            + (f"; saturation / wrk = {ratio:.0%}." if ratio is not None else ".")
+        )
+    elif physical:
+        story.append(f"No physical-limit ratio: {physical['error']}.")
     return {
         "slo": by_slo,
         "client": by_client,
         "saturation": sat,
         "gap": gap,
         "generator_limited_steps": limited,
+        "physical": physical,
         "stopped": stopped,
         "story": story,
     }

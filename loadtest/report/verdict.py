@@ -136,5 +136,5 @@ def build_report(
         # Each judged phase row holds the step (from steps.json, under "generator") and its server figures.
         records = [step_record(i + 1, row, row, slo, cpu_limit) for i, row in enumerate(phase_rows)]
         report["steps"] = records
-        report["capacity"] = capacity_summary(records, stopped)
+        report["capacity"] = capacity_summary(records, stopped, run.get("wrk"))
     return report

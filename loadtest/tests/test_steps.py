@@ -88,6 +88,7 @@ def test_the_quiet_machine_run_of_the_issue_tells_one_story() -> None:
     assert cap["saturation"]["users"] == 100
     story = " ".join(cap["story"])
     assert "not a server-side one" in story
+    assert f"At {cap['client']['broke_at']} the clients breached" in story  # the table's step, the story's step
     assert "the limit was the server" not in story
     # The chart: no red bar (the SLO held everywhere); the client-side breach is named, with its side.
     bars = capacity_bars(steps)
@@ -158,8 +159,10 @@ def test_the_refined_search_gives_capacity_with_its_spread_over_two_measurements
         "relative": pytest.approx(20 / 820),
     }
     assert "2 measurements, 810.0-830.0 requests/s, spread 2.4%" in " ".join(cap["story"])
-    # Saturation reads the steps by users, whatever order the search ran them in.
+    # Saturation reads the steps by users (the mean of each number of users), whatever order the search ran them in.
     assert saturation(steps)["users"] == 100
+    # The client view broke first at 137 users (the refinement), not at the 150 users the upward search met first.
+    assert cap["client"]["broke_at"] == "step 5: 137 users"
 
 
 def test_generator_limited_steps_make_the_figure_a_lower_bound() -> None:
@@ -257,3 +260,34 @@ def test_the_server_is_found_by_its_port_up_to_the_master_of_its_workers() -> No
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the master and its forked worker
         proc.wait()
+
+
+WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:18000
+  2 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    45.10ms   10.21ms 120.00ms   70.00%
+    Req/Sec   700.12     50.00   800.00     68.00%
+  14012 requests in 10.01s, 9.80MB read
+  Non-2xx or 3xx responses: 12
+Requests/sec:   1399.80
+Transfer/sec:      0.98MB
+"""
+
+
+def test_wrk_gives_the_physical_limit_and_the_saturation_ratio() -> None:
+    from loadtest import wrk
+
+    measured = wrk.parse(WRK_OUTPUT)
+    assert measured == {"requests_per_second": 1399.8, "requests": 14012, "non_2xx": 12}
+    with pytest.raises(ValueError, match="Requests/sec"):
+        wrk.parse("connection refused")
+    levelled = [step(1, 10, 600.0), step(2, 20, 700.0), step(3, 30, 690.0)]
+    cap = capacity_summary(
+        levelled, {"reason": "ceiling", "step": 2}, {**measured, "connections": 64, "seconds": 10}
+    )
+    assert cap["physical"]["wrk_rps"] == 1399.8
+    assert cap["physical"]["ratio"] == pytest.approx(700.0 / 1399.8)
+    assert "saturation / wrk = 50%" in " ".join(cap["story"])
+    missing = capacity_summary(levelled, None, {"error": "wrk is not installed (apt-get install wrk)"})
+    assert missing["physical"]["ratio"] is None
+    assert "No physical-limit ratio: wrk is not installed" in " ".join(missing["story"])

@@ -251,6 +251,8 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         stress_test_capacity_warmup_seconds="1s",
         stress_test_capacity_min_scrapes=3,
         stress_test_scrape_interval="1s",
+        stress_test_wrk_seconds=2,
+        stress_test_wrk_connections=8,
     )
     run_dir, report = latest_report(tmp_path)
     steps = json.loads((run_dir / "steps.json").read_text())
@@ -293,6 +295,12 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         assert cap["slo"]["rps"] == pytest.approx(sum(level) / len(level))
         assert cap["slo"]["spread"]["measurements"] == len(level)
     assert cap["slo"]["broke_at"] == (broke["label"] if broke else None)
+    # wrk on the same /api/ mix before the search: the physical limit and the saturation ratio.
+    assert cap["physical"]["wrk_rps"] > 0, cap["physical"]
+    if cap["saturation"]["rps"]:
+        assert cap["physical"]["ratio"] == pytest.approx(
+            cap["saturation"]["rps"] / cap["physical"]["wrk_rps"]
+        )
     # The phases (server-side SLO per step) say what the steps say.
     assert [p["meets_slo"] for p in report["phases"]] == [r["verdict"] == "held" for r in records]
     # The console table and report.md carry the same verdicts and figures.
