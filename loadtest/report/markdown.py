@@ -167,7 +167,11 @@ def capacity_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                 "wrk maximum (same /api/ mix)",
                 "n/a" if physical["wrk_rps"] is None else f"{physical['wrk_rps']:,.1f}/s",
                 physical.get("error")
-                or ("" if physical["ratio"] is None else f"saturation / wrk = {physical['ratio']:.0%}"),
+                or (
+                    ""
+                    if physical["ratio"] is None
+                    else f"{physical['ratio_of']} / wrk = {physical['ratio']:.0%}"
+                ),
             )
         )
     steps = report.get("steps") or []

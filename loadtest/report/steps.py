@@ -280,6 +280,8 @@ def physical_limit(wrk: dict[str, Any] | None, sat: dict[str, Any]) -> dict[str,
     return {
         "wrk_rps": rps,
         "ratio": sat["rps"] / rps if rps and sat.get("rps") else None,
+        # the saturation throughput, or the best step's while throughput still grew
+        "ratio_of": "saturation" if sat.get("reached") else "best step (saturation not reached)",
         "connections": wrk.get("connections"),
         "seconds": wrk.get("seconds"),
         "non_2xx": wrk.get("non_2xx"),
@@ -350,7 +352,7 @@ def capacity_summary(
         story.append(
             f"wrk on the same /api/ mix ({physical['connections']} connections, {physical['seconds']} s, before the "
             f"search): {physical['wrk_rps']:,.1f} requests/s"
-            + (f"; saturation / wrk = {ratio:.0%}." if ratio is not None else ".")
+            + (f"; {physical['ratio_of']} / wrk = {ratio:.0%}." if ratio is not None else ".")
         )
     elif physical:
         story.append(f"No physical-limit ratio: {physical['error']}.")

@@ -88,7 +88,9 @@ def test_the_quiet_machine_run_of_the_issue_tells_one_story() -> None:
     assert cap["saturation"]["users"] == 100
     story = " ".join(cap["story"])
     assert "not a server-side one" in story
-    assert f"At {cap['client']['broke_at']} the clients breached" in story  # the table's step, the story's step
+    assert (
+        f"At {cap['client']['broke_at']} the clients breached" in story
+    )  # the table's step, the story's step
     assert "the limit was the server" not in story
     # The chart: no red bar (the SLO held everywhere); the client-side breach is named, with its side.
     bars = capacity_bars(steps)
