@@ -189,9 +189,10 @@ class StepLog:
 
 class Search:
     """Which users each capacity step runs: the shape's steps upward, then a bisection between the last step that
-    held and the first that breached, then the best held level once more (so capacity has two measurements).
+    held and the first that breached, then the held level with the best throughput once more (so capacity has two
+    measurements; on a server saturated from the start that is an early step, not the last one that held).
 
-    ``next(users, held)`` after each judged step returns ``(users, kind)`` of the next step (kind: "search",
+    ``next(users, held, rps)`` after each judged step returns ``(users, kind)`` of the next step (kind: "search",
     "refine" or "repeat") or None to stop; ``reason`` then says why ("ceiling", "breach", "refined").
     """
 
@@ -203,14 +204,17 @@ class Search:
         self.bad: int | None = None
         self.refining = False
         self.repeated = False
+        self.best: tuple[float, int] | None = None  # (throughput, users) of the best step that held
         self.reason = ""
 
     def first(self) -> tuple[int, str]:
         return self.levels[0], "search"
 
-    def next(self, users: int, held: bool) -> tuple[int, str] | None:
+    def next(self, users: int, held: bool, rps: float = 0.0) -> tuple[int, str] | None:
         if held:
             self.good = users if self.good is None else max(self.good, users)
+            if self.best is None or rps > self.best[0]:
+                self.best = (rps, users)
         else:
             self.bad = users if self.bad is None else min(self.bad, users)
         if not self.refining:
@@ -231,6 +235,6 @@ class Search:
             return (self.good + self.bad) // 2, "refine"
         if not self.repeated:
             self.repeated = True
-            return self.good, "repeat"
+            return (self.best[1] if self.best else self.good), "repeat"
         self.reason = "refined"
         return None

@@ -235,7 +235,7 @@ class LabShape(LoadTestShape):
             result = self._judge(shape, now, workers)
             step = self._step
             following = (
-                self._search.next(self._users, not result.breaches)
+                self._search.next(self._users, not result.breaches, result.throughput_rps)
                 if result is not None and run_time < shape.duration
                 else None
             )

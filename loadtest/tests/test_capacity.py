@@ -71,7 +71,7 @@ def walk(search: capacity.Search, breaks_at: int) -> list[tuple[int, str]]:
     ran = []
     while step is not None:
         ran.append(step)
-        step = search.next(step[0], step[0] < breaks_at)
+        step = search.next(step[0], step[0] < breaks_at, float(step[0]))  # throughput grows with users
     return ran
 
 
@@ -86,6 +86,18 @@ def test_the_search_bisects_between_the_last_held_and_the_first_breached_step_th
         (125, "repeat"),  # the best held level measured a second time
     ]
     assert search.reason == "refined"
+
+
+def test_the_repeat_measures_the_held_level_with_the_best_throughput_again() -> None:
+    """Saturated from the start: 50 users gave the most requests/s, so 50 users is measured a second time."""
+    search = capacity.Search([50, 100, 150], refine_steps=1)
+    rates = {50: 1800.0, 100: 1650.0, 125: 1600.0}
+    step: tuple[int, str] | None = search.first()
+    ran = []
+    while step is not None:
+        ran.append(step)
+        step = search.next(step[0], step[0] < 130, rates.get(step[0], 0.0))
+    assert ran == [(50, "search"), (100, "search"), (150, "search"), (125, "refine"), (50, "repeat")]
 
 
 def test_the_search_stops_at_the_ceiling_or_a_first_step_breach() -> None:
