@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-LAB_REQS  := requirements/lab.txt
+# lab.txt installs the checkout's own packages (labapi, labtools) editable: their pyproject files count too.
+LAB_REQS  := requirements/lab.txt app/pyproject.toml pyproject.toml
 DEV_REQS  := requirements/dev.txt requirements/lab.txt requirements/local.txt app/requirements.txt loadtest/requirements.txt
 
 .PHONY: help
@@ -115,10 +116,11 @@ lint: dev-venv ## ruff, mypy (strict), yamllint, ansible-lint (production profil
 	$(BIN)/hadolint app/Dockerfile
 	@for pb in playbooks/*.yml; do $(BIN)/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; echo "syntax ok: $$pb"; done
 
-# pytest runs on two pytest-xdist workers, whole modules each, the real local labs first (tests/support/xdist_groups.py).
+# pytest runs on three pytest-xdist workers, whole modules each, the real local labs first (tests/support/xdist_groups.py):
+# three on two cores, because the three long modules (real local labs) spend most of their time waiting on alerts.
 # PYTEST_XDIST= (empty) runs it serially in one process.
-PYTEST_XDIST ?= -n 2 --dist loadfile --no-loadscope-reorder
-pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest, two workers)
+PYTEST_XDIST ?= -n 3 --dist loadfile --no-loadscope-reorder
+pytest: dev-venv system-deps checkov-venv ## Unit, integration and static-validation tests (pytest, three workers)
 	$(BIN)/pytest $(PYTEST_XDIST)
 
 # Needs root the first time (installs docker.io/debootstrap, starts the lab's own dockerd); see scripts/image-test.sh.

@@ -1,8 +1,9 @@
 """A drill's plan: validate the ``lab_drills`` data and derive each expected alert's deadline from the rules.
 
-The burn-rate alerts are generated from ``lab_slo`` (roles/monitoring/templates/rules/_slo.j2): the same Workbook
-windows, scaled to the SLO window, are rebuilt here, so a deadline follows the rules the lab runs. The other alerts'
-windows and ``for:`` durations are in ``OTHER_ALERTS`` (tests/drills check them against the rendered rules).
+The burn-rate alerts are generated from ``lab_slo`` (roles/monitoring/templates/rules/_slo.j2) with the Workbook
+windows scaled to the SLO window by labtools.slo_windows; the deadlines here use the same module, so a deadline
+follows the rules the lab runs. The other alerts' windows and ``for:`` durations are in ``OTHER_ALERTS``
+(tests/e2e/local_lab/test_drills_local.py checks them against the rules Prometheus runs).
 """
 
 from __future__ import annotations
@@ -10,20 +11,15 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from labapi.faults import FAULT_KEYS, FaultDocumentError, validate
+
+from labtools import slo_windows
+
 PLATFORMS = ("minikube", "kubernetes", "local")
-FAULT_KEYS = {
-    "db_failure_rate": "rate",
-    "extra_latency_ms": "ms",
-    "extra_latency_route": "route",
-    "force_unready": "bool",
-    "users_error_rate": "rate",
-}
-LATENCY_ROUTES = ("", "/api/users", "/api/echo", "/api/error")
 SLO_ALERTS = {
     "ApiAvailabilityFastBurn": ("availability", "page"),
     "ApiLatencyFastBurn": ("latency", "page"),
@@ -39,13 +35,6 @@ OTHER_ALERTS: dict[str, tuple[str, int | None, int]] = {
     "ApiSaturation": ("ticket", 120, 120),
 }
 KNOWN_ALERTS = {**{k: v[1] for k, v in SLO_ALERTS.items()}, **{k: v[0] for k, v in OTHER_ALERTS.items()}}
-# Google SRE Workbook table 5-8 for a 30d window (minutes), as in _slo.j2.
-_WORKBOOK = (
-    ("page", 60, 5, 14.4),
-    ("page", 360, 30, 6.0),
-    ("ticket", 1440, 120, 3.0),
-    ("ticket", 4320, 360, 1.0),
-)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -97,28 +86,29 @@ class Rules:
     eval_s: int
     not_ready_window_s: int
 
-    def period_minutes(self) -> int:
-        window = str(self.slo["window"])
-        if not window.endswith("d") or not window[:-1].isdigit():
-            raise PlanError(f"lab_slo.window must be a number of days like 30d; got {window!r}")
-        return int(window[:-1]) * 1440
+    def pairs(self) -> list[slo_windows.Pair]:
+        """The Workbook's pairs scaled to lab_slo.window, as the rules have them (labtools.slo_windows)."""
+        try:
+            return slo_windows.pairs(self.slo["window"])
+        except ValueError as exc:
+            raise PlanError(str(exc)) from None
 
     def budget(self, slo: str) -> float:
         return 1 - float(self.slo[slo]["objective"]) / 100
 
     def branches(self, slo: str, severity: str) -> list[Branch]:
-        """The alert's conditions, with the windows scaled to the SLO window like _slo.j2 does."""
-        period = self.period_minutes()
+        """The alert's conditions: the scaled pairs of its severity (and, on the page, the near-total outage)."""
         budget = self.budget(slo)
-
-        def scale(minutes: int) -> int:
-            return max(1, math.floor(minutes * period / 43200 + 0.5)) * 60
-
-        pairs = [(scale(lng), scale(sht), f * budget) for sev, lng, sht, f in _WORKBOOK if sev == severity]
-        found = [Branch(lng, sht, ratio) for lng, sht, ratio in pairs]
+        pairs = self.pairs()
+        found = [
+            Branch(p.long_minutes * 60, p.short_minutes * 60, p.factor * budget)
+            for p in pairs
+            if p.severity == severity
+        ]
         if severity == "page":  # the near-total-outage branch over the 14.4x pair's short window
-            outage = max(float(self.slo["outage_error_ratio"]), _WORKBOOK[0][3] * budget)
-            found.append(Branch(scale(_WORKBOOK[0][2]), scale(_WORKBOOK[0][2]), outage, gated=False))
+            fast = pairs[0]
+            outage = max(float(self.slo["outage_error_ratio"]), fast.factor * budget)
+            found.append(Branch(fast.short_minutes * 60, fast.short_minutes * 60, outage, gated=False))
         return found
 
     def lag_s(self) -> int:
@@ -227,30 +217,16 @@ class Drill:
 
 
 def check_faults(doc: object, where: str) -> dict[str, Any]:
-    """The fault document of a drill (roles/app_deploy/README.md, "Faults at run time")."""
+    """The fault document of a drill, checked by the app's own validator (labapi.faults; roles/app_deploy/README.md,
+    "Faults at run time")."""
     if not isinstance(doc, dict):
         raise PlanError(
             f"{where}.faults must be a mapping of faults (keys: {', '.join(FAULT_KEYS)}); got {doc!r}"
         )
-    for key, value in doc.items():
-        kind = FAULT_KEYS.get(key)
-        checks: dict[str | None, Callable[[Any], bool]] = {
-            "rate": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
-            "ms": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 60000,
-            "route": lambda v: v in LATENCY_ROUTES,
-            "bool": lambda v: isinstance(v, bool),
-            None: lambda _v: False,
-        }
-        ok = checks[kind](value)
-        if not ok:
-            accepted = {
-                "rate": "a number 0..1",
-                "ms": "an integer 0..60000",
-                "route": f"one of {LATENCY_ROUTES}",
-                "bool": "true or false",
-                None: f"a known fault ({', '.join(FAULT_KEYS)})",
-            }[kind]
-            raise PlanError(f"{where}.faults.{key} must be {accepted}; got {value!r}")
+    try:
+        validate(doc)
+    except FaultDocumentError as exc:
+        raise PlanError(f"{where}.faults: {exc}") from None
     return dict(doc)
 
 

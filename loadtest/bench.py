@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labtools.appserver import start_app  # the same launcher the tests use
+
 LOCUSTFILE = Path(__file__).resolve().parent / "bench_locustfile.py"
 PATH = "/health/liveness"
 
@@ -161,9 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.support.servers import start_app  # the same helper the tests use
-
     with tempfile.TemporaryDirectory(prefix="loadtest-bench-") as tmp:
         out = Path(tmp)
         env = {"APP_ACCESS_LOG_SAMPLE_RATE": "0", "APP_LOG_LEVEL": "WARNING"}

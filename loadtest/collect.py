@@ -1,6 +1,6 @@
 """Collect a Kubernetes Locust run from its pod log (the Job's container prints what it produced).
 
-The Job's container (roles/stress_test/templates/kubernetes/locust.yml.j2) prints ``LAB_START <epoch>`` before
+The Job's container (roles/stress_test/templates/kubernetes/locust.yaml.j2) prints ``LAB_START <epoch>`` before
 Locust starts, ``LAB_END <epoch> <exit code>`` after it stops, then its report directory as a base64 tar.gz
 between ``LAB_FILES_BEGIN`` and ``LAB_FILES_END``. No exec into the pod or extra RBAC is needed, and the Job
 still ends on its own. ``python -m loadtest.collect --log <file> --dir <report dir>`` unpacks the files into the

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +49,25 @@ def test_validate_names_every_problem_of_a_bad_document() -> None:
     assert "db_failure_rate: -1 is not a number from 0 to 1" in proc.stderr
     assert "extra_latency_route: '/nope'" in proc.stderr
     assert "unknown key 'x'" in proc.stderr
+
+
+def test_faults_ctl_reaches_labapi_as_an_installed_package(tmp_path: Path) -> None:
+    """No sys.path edit: a copy of faults_ctl.py outside the checkout, run from elsewhere with no PYTHONPATH, validates
+    with labapi as requirements/lab.txt installs it in the lab's virtualenv, and refuses what the app refuses."""
+    copy = tmp_path / "faults_ctl.py"
+    shutil.copy(CTL, copy)
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, str(copy), "validate", json.dumps({"extra_latency_route": None})],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "extra_latency_route: None is not" in proc.stderr
 
 
 METRICS = """# HELP app_fault Fault in effect

@@ -8,10 +8,10 @@ settings (app/gunicorn.conf.py: gevent workers). Not a test: it prints figures a
 3. GET /metrics p99 after 100,000 requests over every route with 4 workers
 4. GET /api/users at 128 connections under the original lab's serving (1 worker, 2 threads)
 5. POST /api/echo against the peers a user would pick, same gunicorn settings: bare Flask, the prometheus_client
-   multiprocess write floor, the seed's before/after_request hooks (multiprocess-correct),
+   multiprocess write floor, the original lab's before/after_request hooks (multiprocess-correct),
    prometheus-flask-exporter's GunicornPrometheusMetrics, and ours: server CPU per request and throughput ratios.
    Every contender serves labapi's own echo view (bench/bare.py), so they differ only in instrumentation; the
-   seed's unchecked echo (request.get_json()) is a reference row. Ratios to bare: per round, then the median
+   original lab's unchecked echo (request.get_json()) is a reference row. Ratios to bare: per round, then the median
 
 The servers being compared run side by side and are measured in alternation, round after round,
 and each figure is the median over the rounds, so that a busy neighbour on a shared machine
@@ -32,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from app.bench.wrk import WrkResult, run_wrk
-from tests.support.servers import Server, start_app
+from labtools.appserver import Server, start_app
 
 HERE = Path(__file__).resolve().parent
 POST_ECHO = HERE / "post_echo.lua"
@@ -209,15 +209,19 @@ def original_serving(tmp: Path, seconds: int, users: list[WrkResult] | None) -> 
 
 PEERS = {
     "bare Flask": "bench.bare:app",
-    "bare Flask, seed's unchecked echo (reference)": "bench.bare:seed_echo_app",
+    "bare Flask, original lab's unchecked echo (reference)": "bench.bare:original_echo_app",
     "prometheus_client floor": "bench.floor:app",
-    "seed hooks (multiprocess)": "bench.seed_hooks:app",
+    "original lab's hooks (multiprocess)": "bench.original_hooks:app",
     "prometheus-flask-exporter": "bench.flask_exporter:app",
     "labapi (ours)": "",
 }
 
 
-UNINSTRUMENTED = ("bare Flask", "bare Flask, seed's unchecked echo (reference)", "prometheus_client floor")
+UNINSTRUMENTED = (
+    "bare Flask",
+    "bare Flask, original lab's unchecked echo (reference)",
+    "prometheus_client floor",
+)
 
 
 def compare_peers(tmp: Path, seconds: int, count: int) -> None:

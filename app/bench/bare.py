@@ -1,13 +1,13 @@
 """The baseline: a bare Flask app with the same endpoints' logic and no instrumentation.
 
-``make_app(name)`` builds it; the instrumented peers of the benchmark (``seed_hooks``, ``flask_exporter``,
+``make_app(name)`` builds it; the instrumented peers of the benchmark (``original_hooks``, ``flask_exporter``,
 ``floor``) add their instrumentation to the same app, so only the instrumentation differs.
 
 ``POST /api/echo`` is labapi's own view function (``labapi.routes.api.echo``: Content-Type check, body size
 limit, strict JSON parsing, the same JSON answer), registered on a plain ``Flask`` with Flask's default JSON
 provider and the same body limit: every contender does the same request work, and what is measured on top of
 this app is the instrumentation (and, for ours, its own Flask set-up: JSON provider, error handlers, the
-fault-latency hook). ``seed_echo_app`` is the seed's unchecked echo, a reference row in part (5).
+fault-latency hook). ``original_echo_app`` is the original lab's unchecked echo, a reference row in part (5).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ def make_app(name: str) -> Flask:
     return flask_app
 
 
-def make_seed_echo_app(name: str) -> Flask:
-    """The seed's echo as it was (``request.get_json()``, none of labapi's checks): a reference row, to show what
+def make_original_echo_app(name: str) -> Flask:
+    """The original lab's echo as it was (``request.get_json()``, none of labapi's checks): a reference row, to show what
     the checks themselves cost next to the instrumentation."""
     flask_app = Flask(name)
 
@@ -50,4 +50,4 @@ def make_seed_echo_app(name: str) -> Flask:
 
 
 app = make_app("bare")
-seed_echo_app = make_seed_echo_app("bare-seed-echo")
+original_echo_app = make_original_echo_app("bare-original-echo")

@@ -102,8 +102,8 @@ def _milliseconds(key: str, value: object) -> int:
 
 
 def _route(key: str, value: object) -> str:
-    if value is None:
-        return ""
+    # null is refused like any other value that is not "" or a route: "" is the one "every route"
+    # (roles/app_deploy/README.md), and a bare `extra_latency_route:` in YAML is more likely a slip.
     if not isinstance(value, str) or value not in ("", *LATENCY_ROUTES):
         raise ValueError(
             f'{key}: {value!r} is not "" (every /api/* route) or one of {", ".join(LATENCY_ROUTES)}'

@@ -1,4 +1,4 @@
-"""Log configuration: one JSON object per line on stdout, or the seed's plain-text format.
+"""Log configuration: one JSON object per line on stdout, or the original lab's plain-text format.
 
 JSON lines carry timestamp, level, logger, message, plus any `extra` fields (access lines add
 method, endpoint, path, status, duration_ms) and the request id of the request being handled.
@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-TEXT_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"  # the seed's format (APP_LOG_FORMAT=text)
+TEXT_FORMAT = "%(asctime)s [%(levelname)s] %(message)s"  # the original lab's format (APP_LOG_FORMAT=text)
 HANDLER_NAME = "labapi"
 
 
@@ -44,7 +44,7 @@ def escape_traceback(text: str) -> str:
 
 
 class SafeTextFormatter(logging.Formatter):
-    """The seed's text format, one record per line: the message is escaped, and the lines of a
+    """The original lab's text format, one record per line: the message is escaped, and the lines of a
     traceback are indented (a tab) so that none can pass for a record of its own."""
 
     def format(self, record: logging.LogRecord) -> str:

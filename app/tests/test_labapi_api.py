@@ -56,7 +56,7 @@ def test_users_gives_a_json_503_when_every_attempt_fails(lab_factory):
     assert [e["attempt"] for e in errors] == [1, 2, 3]
 
 
-def test_users_availability_with_the_seed_failure_rate_meets_the_slo(lab_factory):
+def test_users_availability_with_the_baseline_failure_rate_meets_the_slo(lab_factory):
     lab = lab_factory(faults={"db_failure_rate": 0.05}, db_retries=1, access_log_sample_rate=0.0)
     statuses = [lab.client.get("/api/users").status_code for _ in range(2000)]
     failures = sum(status != 200 for status in statuses)

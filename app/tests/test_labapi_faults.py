@@ -47,6 +47,8 @@ def test_an_empty_document_means_no_faults(content):
         ),
         ({"extra_latency_ms": 2.5}, "extra_latency_ms: 2.5 is not an integer"),
         ({"extra_latency_route": "/api/nope"}, "extra_latency_route: '/api/nope' is not"),
+        # roles/app_deploy/README.md: "" (every route) or one of the routes; null is neither (drills agree).
+        ({"extra_latency_route": None}, "extra_latency_route: None is not"),
         ({"force_unready": "yes please"}, "force_unready: 'yes please' is not true or false"),
         (["db_failure_rate"], "the document is a list, not a mapping"),
     ],

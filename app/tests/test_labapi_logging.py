@@ -26,7 +26,7 @@ def test_json_lines_have_the_standard_fields(lab):
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", access["timestamp"])
 
 
-def test_text_format_is_the_seeds(lab_factory):
+def test_text_format_is_the_original_labs(lab_factory):
     lab = lab_factory(log_format="text")
     lab.client.get("/api/error")
     lines = lab.log_lines()

@@ -90,9 +90,10 @@ def test_unknown_drill_lists_the_available_ones() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"faults": {"db_failure_rate": 2}}, r"faults.db_failure_rate must be a number 0..1; got 2"),
-        ({"faults": {"dns_failure": 1}}, r"faults.dns_failure must be a known fault"),
-        ({"faults": {"extra_latency_route": "/api/nope"}}, "extra_latency_route must be one of"),
+        ({"faults": {"db_failure_rate": 2}}, r"faults: db_failure_rate: 2 is not a number from 0 to 1"),
+        ({"faults": {"dns_failure": 1}}, r"faults: unknown key 'dns_failure' \(known: db_failure_rate, "),
+        ({"faults": {"extra_latency_route": "/api/nope"}}, "extra_latency_route: '/api/nope' is not \"\""),
+        ({"faults": [{"db_failure_rate": 1}]}, "faults must be a mapping of faults"),
         ({"expected": ["ApiDown"]}, "unknown alert 'ApiDown'"),
         ({"expected": [{"alert": "ApiNotReady", "platforms": ["docker"]}]}, "platforms must be a list of"),
         ({"colour": "red"}, r"unknown key\(s\) colour"),
@@ -177,3 +178,90 @@ def test_pages_run_on_a_young_lab_with_the_deadline_of_the_branch_that_can_fire(
             plan(DRILLS, name, "local", LAB_DEFAULT, "x", 3600, covered_s=0, warmup_s=30).coverage_needed_s
             == 0
         )
+
+
+# Documents at the edges of the fault schema: each is accepted or refused by the app's validator (labapi.faults).
+EDGE_FAULTS = [
+    {},
+    {"db_failure_rate": 0, "users_error_rate": 1.0},
+    {"db_failure_rate": True},
+    {"db_failure_rate": float("nan")},
+    {"db_failure_rate": "0.5"},
+    {"extra_latency_ms": 60000},
+    {"extra_latency_ms": 60001},
+    {"extra_latency_ms": 1.5},
+    {"extra_latency_route": ""},
+    {"extra_latency_route": "/api/echo"},
+    {"extra_latency_route": None},
+    {"extra_latency_route": "all"},
+    {"force_unready": 1},
+    {"force_unready": None},
+    {"users_error_rate": -0.1},
+    {"latency": 1},
+]
+
+
+@pytest.mark.parametrize("faults", EDGE_FAULTS, ids=repr)
+def test_a_drill_accepts_exactly_the_fault_documents_the_app_accepts(faults: dict) -> None:
+    """One owner of the fault schema: a drill's faults pass plan's check if and only if labapi's validator takes
+    them, with the validator's own message (the app is what puts a drill's faults in effect)."""
+    from labapi.faults import FaultDocumentError, validate
+
+    drills = copy.deepcopy(DRILLS)
+    next(d for d in drills if d["name"] == "db-outage")["faults"] = faults
+    try:
+        validate(faults)
+        app_says = ""
+    except FaultDocumentError as exc:
+        app_says = str(exc)
+    if app_says:
+        with pytest.raises(PlanError) as refused:
+            make("db-outage", drills=drills)
+        assert str(refused.value) == f"lab_drills 'db-outage'.faults: {app_says}"
+    else:
+        assert make("db-outage", drills=drills).faults == faults
+
+
+def test_the_plan_command_validates_with_the_installed_labapi(tmp_path: Path) -> None:
+    """`python -m drills plan` as roles/drill runs it (ansible-playbook's Python, PYTHONPATH = the repository, another
+    working directory) reaches labapi as an installed package (requirements/lab.txt) and refuses what the app does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    drills = copy.deepcopy(DRILLS)
+    next(d for d in drills if d["name"] == "slow-database")["faults"]["extra_latency_route"] = None
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [
+        "--name",
+        "slow-database",
+        "--platform",
+        "local",
+        "--slo",
+        json.dumps({**SLO_30D, "window": "1d"}),
+    ]
+    args += ["--scrape-interval", "15s", "--evaluation-interval", "15s", "--not-ready-window", "1m"]
+    args += ["--runbook-base", "file:///rb", "--max-seconds", "7200", "--drills", json.dumps(drills)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "drills", "plan", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "lab_drills 'slow-database'.faults: extra_latency_route: None is not" in proc.stderr
+
+
+def test_a_half_minute_window_rounds_like_the_rules() -> None:
+    """15d scales the fast page's 5m to 2.5m: the rules round it half to even (labtools.slo_windows, as Jinja's round
+    did), 2m, and the drills use the same windows (they used to round it up to 3m)."""
+    rules = Rules({**SLO_30D, "window": "15d"}, scrape_s=15, eval_s=15, not_ready_window_s=60)
+    assert [(b.long_s, b.short_s) for b in rules.branches("availability", "page")] == [
+        (1800, 120),
+        (10800, 900),
+        (120, 120),
+    ]

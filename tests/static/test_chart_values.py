@@ -324,7 +324,7 @@ def test_the_schema_check_catches_a_bad_value(values: dict[str, tuple[str, dict[
     assert list(schema_validator(schema).iter_errors(bad))
 
 
-def test_prometheus_values_match_the_seed(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
+def test_prometheus_values_match_the_original_lab(values: dict[str, tuple[str, dict[str, Any]]]) -> None:
     _, v = values["prometheus"]
     for sub in ("prometheus-pushgateway", "kube-state-metrics", "prometheus-node-exporter"):
         assert v[sub]["enabled"] is False, sub

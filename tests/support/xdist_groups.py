@@ -1,6 +1,6 @@
 """How pytest-xdist shares this repository's suites between its workers (loaded by `-p` from pyproject.toml).
 
-`pytest -n 2 --dist loadfile --no-loadscope-reorder` (what `make pytest` runs) runs the suites on two worker
+`pytest -n 3 --dist loadfile --no-loadscope-reorder` (what `make pytest` runs) runs the suites on three worker
 processes, each taking whole work units. A unit is one test module (loadfile), so a module-scoped fixture (a gunicorn
 server, a Prometheus, a local lab brought up by site.yml) starts once, on one worker, exactly as in a serial run.
 Under xdist tmp_path is one folder deeper (popen-gwN/): a lab_dir must stay short enough for its supervisor socket

@@ -12,8 +12,9 @@
 
 On Kubernetes each pod's /metrics is read through the API server's pod proxy (the kubeconfig the
 playbook uses; no port-forward), so the answer is exact per pod and does not wait for a scrape.
-Runs with the controller's Python (ansible-playbook's): PyYAML (an Ansible dependency), and the
-kubernetes client on the Kubernetes platforms (requirements/lab.txt).
+Runs on the controller, on every platform, with ansible-playbook's Python (the lab's virtualenv, make venv):
+labapi (installed from app/ by requirements/lab.txt) and PyYAML, and the kubernetes client on the Kubernetes
+platforms (requirements/lab.txt).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "app"))
-
-from labapi.faults import FAULT_KEYS, LATENCY_ROUTES, ROUTE_ALL, FaultDocumentError, Faults, validate  # noqa: E402
+try:
+    from labapi.faults import FAULT_KEYS, LATENCY_ROUTES, ROUTE_ALL, FaultDocumentError, Faults, validate
+except ModuleNotFoundError as _exc:  # not the lab's virtualenv, or one made before labapi was installable
+    sys.exit(
+        f"faults_ctl.py needs the lab's Python package labapi ({_exc}) in {sys.executable}: run `make venv` "
+        "(or pip install -r requirements/lab.txt from the repository root) and run ansible-playbook from .venv/bin."
+    )
 
 _SAMPLE = re.compile(
     r"^(app_fault|app_fault_latency_route|app_faults_applied_timestamp_seconds)\{([^}]*)\}\s+(\S+)"

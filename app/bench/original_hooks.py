@@ -1,6 +1,6 @@
-"""Peer 1: the seed lab's own instrumentation (before_request / after_request hooks), made multiprocess-correct
+"""Peer 1: the original lab's own instrumentation (before_request / after_request hooks), made multiprocess-correct
 as a user running it under gunicorn would have to: PROMETHEUS_MULTIPROC_DIR, a ``livesum`` in-flight gauge,
-``/metrics`` from a fresh registry with the MultiProcessCollector. Kept as the seed wrote it otherwise: the
+``/metrics`` from a fresh registry with the MultiProcessCollector. Kept as the original lab wrote it otherwise: the
 ``endpoint`` label is the raw ``request.path``, and the gauge leaks when a view raises (after_request is skipped).
 The 0.3 s bucket is added so its latency SLI would be computable, as ours is.
 """
@@ -31,7 +31,7 @@ REQUEST_LATENCY = Histogram(
 )
 ACTIVE_REQUESTS = Gauge("app_active_requests", "In flight", multiprocess_mode="livesum")
 
-app = make_app("seed-hooks")
+app = make_app("original-hooks")
 
 
 @app.before_request
