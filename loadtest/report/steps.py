@@ -179,8 +179,8 @@ def _broke(step: dict[str, Any], side: str) -> bool:
 
 
 def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] | None) -> dict[str, Any]:
-    """Capacity by one view: the best throughput below the fewest users that broke it, with its spread over
-    every measurement at that level (the search repeats the best level once it has refined the break)."""
+    """Capacity by one view: below the fewest users that broke it, the number of users with the best mean
+    throughput, with the spread of its measurements (the search repeats the best level after refining the break)."""
     broken = [s for s in steps if _broke(s, side)]
     first_broken = min(broken, key=lambda s: (s["users"], s["step"]), default=None)
     limit = first_broken["users"] if first_broken else None
@@ -192,8 +192,13 @@ def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] 
         and s[side]["throughput_rps"] is not None
         and (limit is None or s["users"] < limit)
     ]
-    best = max(held, key=lambda s: s[side]["throughput_rps"], default=None)
-    measured = [s[side]["throughput_rps"] for s in held if best and s["users"] == best["users"]]
+    # The number of users with the best mean throughput over its measurements (the search repeats one level).
+    levels: dict[int, list[float]] = {}
+    for s in held:
+        levels.setdefault(s["users"], []).append(s[side]["throughput_rps"])
+    best_users = max(levels, key=lambda u: sum(levels[u]) / len(levels[u]), default=None)
+    best = next((s for s in held if s["users"] == best_users), None)
+    measured = levels.get(best_users, []) if best_users is not None else []
     at_least = []
     if first_broken is None:
         why = (stopped or {}).get("reason", "end of the run")
