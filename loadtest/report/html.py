@@ -223,6 +223,7 @@ body {{ font-family: sans-serif; margin: 1.5em; max-width: 70em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: .25em .6em; }}
 figure.chart {{ margin: 1em 0; }} figure.chart svg {{ max-width: 100%; height: auto; }}
 figcaption {{ font-size: .8em; color: #555; }} code {{ font-size: .8em; }}
+table.steps {{ font-size: .8em; }} table.steps td:last-child {{ min-width: 20em; }}
 </style></head><body>
 <h1>{esc(notes.title)}</h1>
 <p>{esc(notes.headline)}</p>
