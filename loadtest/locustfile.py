@@ -193,16 +193,22 @@ class LabShape(LoadTestShape):
         assert LIMITS is not None
         if self._before is None:
             return None
-        if workers is None:  # standalone: this process's own CPU over the step, exactly
-            cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
-        else:  # workers report every few seconds: the median of the reports during the step
-            samples = sorted(self._cpu or [0.0])
-            cpu = samples[len(samples) // 2]
         split: dict[str, float | None] = {}
         if self._machine is not None and self._machine_before is not None:
             split = machine.split(
                 self._machine_before, self._machine.sample(time.monotonic()), self._machine.cores
             )
+        import psutil  # a Locust dependency
+
+        forked = len(psutil.Process().children())  # local workers (--processes N) are this process's children
+        if workers is None and not forked:  # standalone: this process's own CPU over the step, exactly
+            cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
+        else:  # workers report every few seconds (the first reports say 0): the median of the reports, and
+            # for local workers at least their mean as measured here (the master's share is small)
+            samples = sorted(self._cpu)
+            reported = samples[len(samples) // 2] if any(samples) else 0.0
+            local = float(split.get("generator_total_cpu_percent") or 0.0) / forked if forked else 0.0
+            cpu = max(reported, local)
         result = capacity.judge(
             self._step,
             self._users,
