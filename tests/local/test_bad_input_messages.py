@@ -112,7 +112,7 @@ def test_faults_on_a_deployed_lab_that_is_down_says_make_lab(tmp_path: Path) -> 
         "-e",
         '{"faults": {"db_failure_rate": 0.5}}',
         "-e",
-        "app_deploy_faults_timeout=2",
+        "lab_faults_timeout=2",
     )
     assert rc != 0
     assert "The API is not reachable at http://127.0.0.1:" in text, text[-3000:]

@@ -52,13 +52,13 @@ def test_no_driver_runs_the_local_platform_with_a_banner(tmp_path: Path) -> None
         "For the Kubernetes lab on Minikube install and start docker (Docker Engine or Docker Desktop)"
         in text
     )
-    assert "minikube, kubectl and helm (or set minikube_reset_install_tools: true)" in text
-    # The platform dispatcher (lab_shared) includes each role's tasks/<dir>/preflight.yml by role: the task names say
-    # which ran (the local one's first check is asserted above).
+    assert "minikube, kubectl and helm (or set lab_install_tools: true)" in text
+    # Each role's tasks/main.yml includes its own tasks/<lab_platform_family>/preflight.yml: the task names say which
+    # ran (the local one's first check is asserted above).
     assert "minikube_reset : Check the Minikube settings" not in text, (
         "the minikube platform's preflight must not run"
     )
-    assert "Run the preflight checks of monitoring" in text
+    assert "monitoring : Check what the monitoring stack needs on platform local" in text
     assert "changed=0" in text
     assert not (tmp_path / "lab" / "supervisor").exists(), "a preflight-only run starts nothing"
 

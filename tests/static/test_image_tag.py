@@ -1,4 +1,4 @@
-"""The API image's tag is a content hash of its build context, computed by roles/app_image (kubernetes/tag.yml):
+"""The API image's tag is a content hash of its build context, computed by roles/app_image (entry point image_ref, tasks/image_ref.yml):
 a change to any file of the build context gives a new tag (the Deployment rolls), a change anywhere else does not
 (no rebuild). The role's own tasks compute every tag here, in one ansible-playbook run over a copy of the checkout
 that each step changes and restores."""
@@ -129,7 +129,7 @@ def test_a_change_in_the_build_context_changes_the_tag_and_nothing_else_does(
 - name: Compute the tag
   ansible.builtin.include_role:
     name: app_image
-    tasks_from: kubernetes/tag.yml
+    tasks_from: image_ref
 - name: Record it
   ansible.builtin.set_fact:
     refs: "{{ refs | combine({item.id: app_image_ref}) }}"

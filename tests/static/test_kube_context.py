@@ -68,7 +68,7 @@ class RecordingListener:
 @pytest.fixture
 def clusters(tmp_path: Path) -> Iterator[tuple[RecordingListener, RecordingListener, Path]]:
     """(other, lab, kubeconfig): the kubeconfig's current context is the other listener; context sre-lab
-    (the default minikube_reset_profile) is the lab's listener."""
+    (the default lab_minikube_profile) is the lab's listener."""
     other, lab = RecordingListener(), RecordingListener()
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
@@ -222,7 +222,7 @@ def test_the_null_check_sees_todays_defect(tmp_path: Path) -> None:
     bad.write_text(
         "- name: Point at the profile\n"
         "  ansible.builtin.set_fact:\n"
-        '    lab_kube_context:  # noqa: var-naming[no-role-prefix] "{{ minikube_reset_profile }}"\n'
+        '    lab_kube_context:  # noqa: var-naming[no-role-prefix] "{{ lab_minikube_profile }}"\n'
     )
     assert null_set_facts(bad) == ["Point at the profile -> lab_kube_context"]
 

@@ -67,7 +67,7 @@ def test_alert_receiver_contract(rendered_dir: Path, api: dict[str, dict[str, An
     assert container["command"][0] == "gunicorn"
     assert "labapi.alert_receiver:create_app()" in container["command"]
     assert "python:labapi.alert_receiver_gunicorn" in container["command"]
-    assert container["resources"] == resources["monitoring_alert_receiver_resources"]
+    assert container["resources"] == resources["alert_receiver_resources"]
     assert container["securityContext"] == api_container["securityContext"]
     assert pod["metadata"]["labels"]["app"] == name
     assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()

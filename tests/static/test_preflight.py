@@ -51,7 +51,7 @@ def test_minikube_preflight_says_what_is_missing(tmp_path: Path) -> None:
         pytest.skip("minikube is installed here: this test needs a machine without it")
     text = assert_helpful_failure(site(tmp_path), "The minikube platform cannot start here.")
     assert "missing tools: minikube (https://minikube.sigs.k8s.io/docs/start/)" in text
-    assert "minikube_reset_install_tools: true" in text
+    assert "lab_install_tools: true" in text
     if not shutil.which("helm"):
         assert "helm 3.8+ or 4.x" in text
     if not docker_engine_answers():
@@ -122,7 +122,7 @@ def test_a_failed_tool_install_says_what_to_do(tmp_path: Path) -> None:
     proc = site(
         tmp_path,
         "-e",
-        "minikube_reset_install_tools=true",
+        "lab_install_tools=true",
         "-e",
         json.dumps({"_lab_shared_tool_urls": urls}),
     )

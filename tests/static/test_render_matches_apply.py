@@ -1,4 +1,4 @@
-"""render == apply: site.yml applies the very data render.yml writes. Both paths of app_deploy and monitoring
+"""render == apply: site.yml applies the very data render.yml writes. Both paths of app_deploy, alert_receiver and monitoring
 build their objects in one shared task file from the templates; these tests hold the task files to that, and
 check that nothing on the Kubernetes path shells out to kubectl to apply anything."""
 
@@ -38,18 +38,19 @@ def includes(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("role", "shared", "fact"),
+    ("role", "render", "shared", "fact"),
     [
-        ("app_deploy", "kubernetes/manifests.yml", "__app_deploy_manifests"),
-        ("monitoring", "kubernetes/values.yml", "__monitoring_k8s_"),
+        ("app_deploy", "render.yml", "kubernetes/manifests.yml", "__app_deploy_manifests"),
+        ("alert_receiver", "render.yml", "kubernetes/manifests.yml", "__alert_receiver_manifests"),
+        ("monitoring", "kubernetes/render.yml", "kubernetes/values.yml", "__monitoring_k8s_"),
     ],
 )
-def test_render_and_apply_include_the_same_builder(role: str, shared: str, fact: str) -> None:
-    base = ROLES / role / "tasks" / "kubernetes"
-    assert includes(base / "render.yml")[0] == shared
-    assert includes(base / "main.yml")[0] == shared
-    # Only the shared builder reads the templates: main.yml and render.yml use its data as it is.
-    for name in ("main.yml", "render.yml"):
+def test_render_and_apply_include_the_same_builder(role: str, render: str, shared: str, fact: str) -> None:
+    base = ROLES / role / "tasks"
+    assert includes(base / render)[0] == shared
+    assert includes(base / "kubernetes" / "main.yml")[0] == shared
+    # Only the shared builder reads the templates: main.yml and the render tasks use its data as it is.
+    for name in ("kubernetes/main.yml", render):
         text = (base / name).read_text()
         assert "ansible.builtin.template" not in text, f"{role}/{name} templates on its own"
         assert fact in text, f"{role}/{name} does not use {fact}*"
