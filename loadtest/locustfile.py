@@ -17,10 +17,11 @@ from locust import LoadTestShape, between, constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
 try:  # run from the repository (tests, local platform)
-    from loadtest import capacity, checks, shapes
+    from loadtest import capacity, checks, machine, shapes
 except ImportError:  # in the Locust image the files sit side by side in the ConfigMap mount
     import capacity  # type: ignore[no-redef,import-not-found]
     import checks  # type: ignore[no-redef,import-not-found]
+    import machine  # type: ignore[no-redef,import-not-found]
     import shapes  # type: ignore[no-redef,import-not-found]
 
 PROFILES = ("normal", "errors")
@@ -129,15 +130,36 @@ def _workers_cpu(runner: Any) -> float | None:
     return max((float(getattr(w, "cpu_usage", 0.0)) for w in workers.values()), default=0.0)
 
 
+def _target_port() -> int | None:
+    """The port of the target (to find the server's processes on this machine), None when it is not local."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("LAB_TARGET_URL", ""))
+    if url.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
 class LabShape(LoadTestShape):
-    """Feeds Locust's run time to the shape chosen by LAB_SHAPE; for capacity, judges each step as it ends."""
+    """Feeds Locust's run time to the shape chosen by LAB_SHAPE; for capacity, judges each step as it ends.
+
+    A capacity step is measured after its warm-up (``warmup_seconds`` after the step's start): the snapshot of
+    Locust's totals and the CPU sample are taken then, and compared with the ones at the step's end. Which users
+    the next step runs is ``capacity.Search``'s choice: upward, then a bisection around the break, then a repeat.
+    """
 
     def __init__(self) -> None:
         super().__init__()
+        self._search: capacity.Search | None = None
         self._step = -1
+        self._users = 0
+        self._kind = "search"
+        self._step_started = 0.0  # run time
         self._before: capacity.Snapshot | None = None
         self._cpu: list[float] = []
         self._cpu_at_start = 0.0
+        self._machine: machine.CpuSampler | None = None
+        self._machine_before: machine.CpuSample | None = None
         self._log = capacity.StepLog(os.environ.get("LAB_STEPS_FILE"))
         self._done = False
 
@@ -147,41 +169,87 @@ class LabShape(LoadTestShape):
             return SHAPE.tick(run_time)
         return self._capacity_tick(SHAPE, run_time)
 
+    def _measure_from(self, now: float) -> None:
+        """Start measuring the running step: Locust's totals, its own CPU and the machine's, now."""
+        import time
+
+        if self._machine is None:
+            self._machine = machine.CpuSampler(_target_port())
+        self._before = _snapshot(self.runner, now)
+        self._cpu = []
+        self._cpu_at_start = _own_cpu_seconds()
+        self._machine_before = self._machine.sample(time.monotonic())
+
+    def _start(self, users: int, kind: str, run_time: float, now: float, shape: shapes.Capacity) -> None:
+        self._step += 1
+        self._users, self._kind, self._step_started, self._before = users, kind, run_time, None
+        if shape.warmup_seconds <= 0:
+            self._measure_from(now)
+
+    def _judge(self, shape: shapes.Capacity, now: float, workers: float | None) -> capacity.StepResult | None:
+        """The step that just ended, judged and logged (None when it was never measured)."""
+        import time
+
+        assert LIMITS is not None
+        if self._before is None:
+            return None
+        split: dict[str, float | None] = {}
+        if self._machine is not None and self._machine_before is not None:
+            split = machine.split(
+                self._machine_before, self._machine.sample(time.monotonic()), self._machine.cores
+            )
+        import psutil  # a Locust dependency
+
+        forked = len(psutil.Process().children())  # local workers (--processes N) are this process's children
+        if workers is None and not forked:  # standalone: this process's own CPU over the step, exactly
+            cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
+        else:  # workers report every few seconds (the first reports say 0): the median of the reports, and
+            # for local workers at least their mean as measured here (the master's share is small)
+            samples = sorted(self._cpu)
+            reported = samples[len(samples) // 2] if any(samples) else 0.0
+            local = float(split.get("generator_total_cpu_percent") or 0.0) / forked if forked else 0.0
+            cpu = max(reported, local)
+        result = capacity.judge(
+            self._step,
+            self._users,
+            self._before,
+            _snapshot(self.runner, now),
+            cpu,
+            LIMITS,
+            users_running=int(getattr(self.runner, "user_count", 0) or 0),
+            warmup_seconds=float(shape.warmup_seconds),
+            cpu=split,
+            kind=self._kind,
+        )
+        self._log.add(result)
+        return result
+
     def _capacity_tick(self, shape: shapes.Capacity, run_time: float) -> tuple[int, float] | None:
         if self._done:
             return None
         import time
 
-        assert LIMITS is not None
         now = time.time()
-        index = shape.step_index(run_time) if run_time < shape.duration else shape.steps
         workers = _workers_cpu(self.runner)
-        if workers is not None:
+        if workers is not None and self._before is not None:
             self._cpu.append(workers)
-        if index != self._step:
-            if self._before is not None:
-                if workers is None:  # standalone: this process's own CPU over the step, exactly
-                    cpu = (_own_cpu_seconds() - self._cpu_at_start) / max(now - self._before.at, 1e-9) * 100
-                else:  # workers report every few seconds: the median of the reports during the step
-                    samples = sorted(self._cpu or [0.0])
-                    cpu = samples[len(samples) // 2]
-                result = capacity.judge(
-                    self._step,
-                    shape.users_at(self._step),
-                    self._before,
-                    _snapshot(self.runner, now),
-                    cpu,
-                    LIMITS,
-                )
-                self._log.add(result)
-                if result.breaches:
-                    self._log.stop("breach", self._step)
-                    self._done = True
-                    return None
-            if index >= shape.steps:
-                self._log.stop("ceiling", self._step)
+        if self._search is None:
+            self._search = capacity.Search(shape.levels, shape.refine_steps)
+            users, kind = self._search.first()
+            self._start(users, kind, run_time, now, shape)
+        elif run_time >= self._step_started + shape.step_seconds or run_time >= shape.duration:
+            result = self._judge(shape, now, workers)
+            step = self._step
+            following = (
+                self._search.next(self._users, not result.breaches, result.throughput_rps)
+                if result is not None and run_time < shape.duration
+                else None
+            )
+            if following is None:
+                self._log.stop(self._search.reason or "end of the run", step)
                 self._done = True
                 return None
-            self._step, self._before, self._cpu = index, _snapshot(self.runner, now), []
-            self._cpu_at_start = _own_cpu_seconds()
-        return shape.users_at(index), shape.spawn_rate
+            self._start(*following, run_time, now, shape)
+        elif self._before is None and run_time >= self._step_started + shape.warmup_seconds:
+            self._measure_from(now)
+        return self._users, shape.spawn_rate

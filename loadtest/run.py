@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json")},
+            # LAB_TARGET_URL: the capacity shape finds the server's processes by the target's port (CPU split).
+            env={**os.environ, "LAB_STEPS_FILE": str(args.dir / "steps.json"), "LAB_TARGET_URL": args.host},
         )
         run["locust_pid"] = proc.pid
         _write(run_file, run)

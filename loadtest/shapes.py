@@ -12,7 +12,7 @@ Settings come from ``LAB_*`` environment variables (the role sets them from ``st
   (spawned at once), then back to the base until ``LAB_DURATION``.
 - soak: ``LAB_SOAK_USERS`` users for ``LAB_SOAK_DURATION`` (long and low).
 - capacity: users with no think time, ``LAB_CAPACITY_START_USERS`` first, ``LAB_CAPACITY_STEP_USERS`` more every
-  ``LAB_CAPACITY_STEP_SECONDS`` (at least ``SETTLE_SCRAPES`` x ``LAB_SCRAPE_INTERVAL``), up to the ceiling ``LAB_CAPACITY_MAX_USERS``; the locustfile stops it earlier at
+  ``LAB_CAPACITY_STEP_SECONDS`` (at least ``LAB_CAPACITY_WARMUP_SECONDS`` + ``LAB_CAPACITY_MIN_SCRAPES`` x ``LAB_SCRAPE_INTERVAL``; the warm-up is not measured), up to the ceiling ``LAB_CAPACITY_MAX_USERS``; the locustfile stops it earlier at
   the first step that breaches an SLO or where the generator runs out of CPU (``loadtest/capacity.py``).
 """
 
@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 SHAPES = ("capacity", "steady", "step", "spike", "soak")
-# A capacity step lasts at least this many scrape intervals, so increase() over the step has its own samples.
+# A capacity step lasts at least its warm-up plus LAB_CAPACITY_MIN_SCRAPES scrape intervals (this many when unset),
+# so increase() over the measured part of the step has its own samples.
 SETTLE_SCRAPES = 2
 _DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
 
@@ -160,6 +161,14 @@ class Capacity(Shape):
     step_users: int
     max_users: int
     step_seconds: int
+    warmup_seconds: int = 0  # the start of each step that is not measured (users spawning, queues filling)
+    requested_step_seconds: int = 0  # the setting, before the minimum of warm-up + SETTLE_SCRAPES scrapes
+    refine_steps: int = 0  # bisection steps between the last held and the first breaching step (+1 repeat)
+
+    @property
+    def levels(self) -> list[int]:
+        """Users of each upward step."""
+        return [self.users_at(i) for i in range(self.steps)]
 
     @property
     def steps(self) -> int:
@@ -210,18 +219,38 @@ def from_settings(env: Mapping[str, str]) -> Shape:
         )
         # Each step must hold long enough for Prometheus to see it settle: SETTLE_SCRAPES scrapes at least.
         scrape = parse_duration(get("LAB_SCRAPE_INTERVAL"), "scrape interval (stress_test_scrape_interval)")
-        seconds = max(seconds, SETTLE_SCRAPES * scrape)
+        warmup_setting = str(env.get("LAB_CAPACITY_WARMUP_SECONDS", "0")).strip() or "0"
+        warmup = (
+            0
+            if warmup_setting in ("0", "0s")
+            else parse_duration(warmup_setting, "warm-up (stress_test_capacity_warmup_seconds)")
+        )
+        scrapes = parse_int(
+            env.get("LAB_CAPACITY_MIN_SCRAPES", str(SETTLE_SCRAPES)),
+            "scrapes per step (stress_test_capacity_min_scrapes)",
+        )
+        requested = seconds
+        seconds = max(seconds, warmup + scrapes * scrape)
         if ceiling < start:
             raise ShapeError(f"the ceiling ({ceiling} users) must not be below the start ({start} users)")
         steps = math.ceil((ceiling - start) / step) + 1
+        refine = parse_int(
+            env.get("LAB_CAPACITY_REFINE_STEPS", "0"),
+            "refinement steps (stress_test_capacity_refine_steps)",
+            minimum=0,
+        )
         return Capacity(
             name=name,
-            duration=steps * seconds,
+            # the upward steps, then room for the refinement and the repeat of the best level
+            duration=(steps + (refine + 1 if refine else 0)) * seconds,
             spawn_rate=spawn_rate,
             start_users=start,
             step_users=step,
             max_users=ceiling,
             step_seconds=seconds,
+            warmup_seconds=warmup,
+            requested_step_seconds=requested,
+            refine_steps=refine,
         )
     users = parse_int(get("LAB_USERS"), "users (stress_test_users)")
     duration = parse_duration(get("LAB_DURATION"), "duration (stress_test_duration)")

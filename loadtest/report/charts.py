@@ -43,6 +43,7 @@ class Chart:
     svg: str
     series: int
     note: str = ""
+    data: str = ""  # what the chart drew, as JSON (report.html carries it in data-values, for checks)
 
 
 @dataclass
@@ -83,6 +84,7 @@ def time_chart(
     unit: str = "",
     lines: Sequence[tuple[float, str, str]] = (),
     log: bool = False,
+    from_zero: bool = False,
     max_series: int = 12,
     right: Sequence[Series] = (),
     right_unit: str = "",
@@ -103,6 +105,8 @@ def time_chart(
         ax.axhline(value, color=colour, linestyle="--", linewidth=1, label=label)
     if log and drawn:
         ax.set_yscale("symlog", linthresh=0.1)
+    if from_zero:
+        ax.set_ylim(bottom=0)
     ax.set_ylabel(unit)
     _decorate(ax, marks)
     if not drawn:
@@ -132,24 +136,68 @@ def state_chart(key: str, title: str, rows: dict[str, list[tuple[float, float, s
     return Chart(key, title, _svg(fig), len(names))
 
 
+def capacity_bars(steps: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each bar of the capacity chart shows: users, server throughput, colour and label, from the verdict."""
+    bars = []
+    for s in steps:
+        broke = s["verdict"] == "broke"
+        side_breaches = [b for b in s.get("breaches", []) if b["side"] == ("server" if broke else "client")]
+        label = ", ".join(f"{b['sli']} ({b['side']})" for b in side_breaches)
+        bars.append(
+            {
+                "users": s["users"],
+                "rps": s["server"]["throughput_rps"] or 0.0,
+                "colour": "tab:red" if broke else "tab:grey" if s["verdict"] == "no_data" else "tab:green",
+                "verdict": s["verdict"],
+                "label": label,
+                "generator_limited": bool(s.get("generator_limited")),
+            }
+        )
+    return bars
+
+
 def capacity_chart(steps: Sequence[dict[str, Any]], threshold_seconds: float) -> Chart:
-    """Throughput per step (bars; green = both SLOs held) and p99 latency against the threshold."""
-    fig, ax = plt.subplots(figsize=(8, 3))
-    labels = [str(s["users"]) for s in steps]
-    colours = [
-        "tab:green" if s["meets_slo"] and not s.get("generator", {}).get("breaches") else "tab:red"
-        for s in steps
-    ]
-    ax.bar(labels, [s["throughput_rps"] for s in steps], color=colours, alpha=0.7)
+    """Server throughput per step (bars: red only where the SLO verdict says the step broke, labelled with the SLI
+    and side; a client-side breach is named above a green bar; hatched = generator-limited) and both p99s."""
+    import json
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bars = capacity_bars(steps)
+    labels = [str(b["users"]) for b in bars]
+    drawn = ax.bar(
+        labels,
+        [b["rps"] for b in bars],
+        color=[b["colour"] for b in bars],
+        alpha=0.7,
+        hatch=None,
+    )
+    for rect, bar in zip(drawn, bars, strict=True):
+        if bar["generator_limited"]:
+            rect.set_hatch("//")
+        if bar["label"]:
+            ax.annotate(
+                bar["label"],
+                (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="tab:red" if bar["verdict"] == "broke" else "tab:orange",
+            )
     ax.set_xlabel("users (no think time)")
-    ax.set_ylabel("requests/s (Prometheus)")
+    ax.set_ylabel("requests/s (server, per step)")
+    ax.set_ylim(bottom=0)
     right = ax.twinx()
-    p99 = [(s["latency_p99_seconds"] or 0) * 1000 for s in steps]
-    right.plot(labels, p99, color="tab:blue", marker="o", label="p99 (ms)")
+    server_p99 = [(s["server"]["p99_seconds"] or 0) * 1000 for s in steps]
+    client_p99 = [(s["client"]["p99_seconds"] or 0) * 1000 for s in steps]
+    right.plot(labels, server_p99, color="tab:blue", marker="o", label="server p99 (ms)")
+    right.plot(labels, client_p99, color="tab:orange", marker="^", label="client p99 (ms)")
     right.axhline(threshold_seconds * 1000, color="tab:blue", linestyle="--", linewidth=1, label="threshold")
-    cpu = [s.get("generator", {}).get("generator_cpu_percent") or 0 for s in steps]
-    right.plot(labels, cpu, color="tab:purple", marker="s", linewidth=0.8, label="Locust CPU (% of a core)")
-    right.set_ylabel("ms / %")
+    right.set_ylabel("ms")
+    right.set_ylim(bottom=0)
     right.legend(loc="upper left", fontsize=7, frameon=False)
-    ax.set_title("Capacity: throughput per step (green = both SLOs held)", loc="left", fontsize=10)
-    return Chart("capacity", "Capacity", _svg(fig), len(steps))
+    ax.set_title(
+        "Capacity: server throughput per step (red = the SLO broke, by the server-side SLIs)",
+        loc="left",
+        fontsize=10,
+    )
+    return Chart("capacity", "Capacity", _svg(fig), len(steps), data=json.dumps(bars))

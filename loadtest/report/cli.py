@@ -13,7 +13,7 @@ from typing import Any
 from loadtest.prom import Prometheus, PrometheusError, service_proxy_fetcher, url_fetcher
 from loadtest.report.html import Annotations, RunWindow, write_html
 from loadtest.report.locust_csv import load_history
-from loadtest.report.markdown import markdown, summary_rows, table
+from loadtest.report.markdown import STEP_COLUMNS, markdown, step_cells, summary_rows, table, window_text
 from loadtest.report.panels import PanelError
 from loadtest.report.sli import SliError, SliSource, seconds
 from loadtest.report.slo import ReportError
@@ -55,13 +55,10 @@ def write_run_html(path: Path, prom: Prometheus, run: dict[str, Any], report: di
     )
     cap = report.get("capacity")
     headline = f"Verdict: {report['verdict'].upper()}."
+    tables = []
     if cap:
-        held = (
-            "no step held both SLOs"
-            if cap["sustained_rps"] is None
-            else (f"{cap['sustained_rps']:.1f} requests/s held both SLOs ({cap['sustained_step']})")
-        )
-        headline += f" Capacity: {held}; broke at {cap['broke_at'] or 'no step'} ({cap['broke_first'] or cap['limit']})."
+        headline += " " + " ".join(cap["story"])
+        tables.append(("Capacity steps", STEP_COLUMNS, [step_cells(s) for s in report["steps"]]))
     notes = Annotations(
         title=f"Stress test {report['run_id']}: {report['verdict'].upper()}",
         faults=faults,
@@ -74,6 +71,9 @@ def write_run_html(path: Path, prom: Prometheus, run: dict[str, Any], report: di
         verdict_rows=summary_rows(report),
         headline=headline,
         extra_sections=[("Breaches", "\n".join(report["breaches"]))] if report["breaches"] else [],
+        window_note=window_text(report),
+        tables=tables,
+        capacity=report.get("steps") or [],
     )
     window = RunWindow(
         float(run["start"]),
@@ -81,8 +81,9 @@ def write_run_html(path: Path, prom: Prometheus, run: dict[str, Any], report: di
         run["app"],
         run["namespace"],
         seconds(str(run.get("scrape_interval") or "15s")),
+        str(run.get("scrape_job") or ""),
     )
-    return write_html(path, prom, window, notes)
+    return write_html(path, prom, window, notes, sli=SliSource.load(prom).for_job(window.job))
 
 
 def _prometheus(args: argparse.Namespace) -> Prometheus:
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--run is required")
         run = json.loads(args.run.read_text())
         run["steps_file"] = str(args.run.parent / "steps.json")  # the capacity shape's step log, if any
+        wrk_file = args.run.parent / "wrk.json"  # the physical limit, measured before the search (capacity)
+        if wrk_file.exists():
+            run["wrk"] = json.loads(wrk_file.read_text())
         fault_file = args.run.parent / "fault.json"
         if fault_file.exists():
             run["fault_window"] = json.loads(fault_file.read_text())

@@ -31,6 +31,7 @@ class RunWindow:
     app: str
     namespace: str
     scrape_seconds: float = 15.0
+    job: str = ""  # only this scrape job's series of the app (a stress run's 1 s job); "" = every job
 
 
 @dataclass
@@ -46,6 +47,10 @@ class Annotations:
     verdict_rows: Sequence[tuple[str, str, str]] = ()
     headline: str = ""
     extra_sections: Sequence[tuple[str, str]] = ()  # (title, Markdown-free plain text)
+    window_note: str = ""  # the window as the report states it (default: start and length of the window)
+    # (title, column names, rows of cells): e.g. the capacity steps, the same cells as report.md
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = ()
+    capacity: list[dict[str, Any]] = field(default_factory=list)  # report.json's capacity steps (the chart)
 
 
 def _matrix(result: list[dict[str, Any]], start: float, legend: str) -> list[charts.Series]:
@@ -68,8 +73,11 @@ def _panel_series(
     series: list[charts.Series] = []
     queries = []
     for target in panel.targets:
+        raw = (
+            target.expr.replace('app="$app"', f'job="{window.job}",app="$app"') if window.job else target.expr
+        )
         expr = panels.substitute(
-            target.expr,
+            raw,
             app=window.app,
             namespace=window.namespace,
             rate=rate,
@@ -168,16 +176,15 @@ def build_charts(
             containing="burn rate",
             unit="burn rate",
             lines=thresholds,
-            log=True,
+            from_zero=True,
         )
     limit = [(notes.saturation_limit, "saturation limit", "tab:red")] if notes.saturation_limit else []
     from_panel("inflight", "api-overview", "In-flight requests", unit="requests", lines=limit)
     drawn.append(
         charts.state_chart("alerts", "Alerts: pending and firing", _alert_rows(prom, window, step), marks)
     )
-    capacity_steps = [s for s in notes.steps if "generator" in s]
-    if capacity_steps:
-        drawn.append(charts.capacity_chart(capacity_steps, notes.latency_threshold))
+    if notes.capacity:
+        drawn.append(charts.capacity_chart(notes.capacity, notes.latency_threshold))
     return drawn, queries
 
 
@@ -192,8 +199,17 @@ def render(
     sections = "".join(
         f"<section><h2>{esc(t)}</h2><pre>{esc(body)}</pre></section>" for t, body in notes.extra_sections
     )
+    sections += "".join(
+        f'<section><h2>{esc(t)}</h2><table class="steps"><tr>{"".join(f"<th>{esc(c)}</th>" for c in cols)}</tr>'
+        + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+        + "</table></section>"
+        for t, cols, rows in notes.tables
+    )
+    window_note = notes.window_note or f"{started}, {window.end - window.start:.0f} s"
     figures = "".join(
-        f'<figure class="chart" data-key="{esc(c.key)}" data-series="{c.series}">{c.svg}'
+        f'<figure class="chart" data-key="{esc(c.key)}" data-series="{c.series}"'
+        + (f' data-values="{esc(c.data)}"' if c.data else "")
+        + f">{c.svg}"
         f"<figcaption>{esc(c.title)}{' (' + esc(c.note) + ')' if c.note else ''}</figcaption></figure>"
         for c in drawn
     )
@@ -207,10 +223,11 @@ body {{ font-family: sans-serif; margin: 1.5em; max-width: 70em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px solid #ccc; padding: .25em .6em; }}
 figure.chart {{ margin: 1em 0; }} figure.chart svg {{ max-width: 100%; height: auto; }}
 figcaption {{ font-size: .8em; color: #555; }} code {{ font-size: .8em; }}
+table.steps {{ font-size: .8em; }} table.steps td:last-child {{ min-width: 20em; }}
 </style></head><body>
 <h1>{esc(notes.title)}</h1>
 <p>{esc(notes.headline)}</p>
-<p>Window: {esc(started)}, {window.end - window.start:.0f} s; app <code>{esc(window.app)}</code> in
+<p>Window: {esc(window_note)}; app <code>{esc(window.app)}</code> in
 <code>{esc(window.namespace)}</code>. Red shading: fault windows; dotted lines: load steps.</p>
 <table><tr><th>what</th><th>measured</th><th>objective</th></tr>{rows}</table>
 {sections}

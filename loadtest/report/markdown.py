@@ -50,32 +50,32 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if locust:
         rows.append(("Locust requests / failures", f"{locust['requests']:,} / {locust['failures']:,}", ""))
         rows.append(("Locust p95", "n/a" if locust["p95_ms"] is None else f"{locust['p95_ms']:.0f} ms", ""))
-    if report.get("phases"):
+    if report.get("phases") and not report.get("capacity"):
         rows.append(("first phase failing the SLOs", report.get("first_failing_phase") or "none", ""))
     cap = report.get("capacity")
     if cap:
-        rows.append(
-            (
-                "capacity (both SLOs held)",
-                _fmt(cap["sustained_rps"], "rps"),
-                cap["sustained_step"] or "no step held",
-            )
-        )
-        rows.append(("broke at", cap["broke_at"] or "did not break", cap["broke_first"] or cap["limit"]))
+        rows += capacity_rows(report)
     rows.append(("verdict", report["verdict"].upper(), ""))
     return rows
 
 
-def markdown(report: dict[str, Any]) -> str:
+def window_text(report: dict[str, Any]) -> str:
+    """The run's one window, as report.md and report.html both state it."""
     w = report["window"]
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(w["start"]))
+    return (
+        f"{started}, {w['duration_seconds']:.0f} s of load; the run's figures cover it up to the first scrape of the "
+        f"API after the end ({w['evaluated_at'] - w['end']:.0f} s later), each step's figures its own measured window"
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Stress test {report['run_id']}: {report['verdict'].upper()}",
         "",
         f"- target: {report['target']} ({report['platform']}), shape {json.dumps(report['shape'])}, "
         f"profile {report['profile']}",
-        f"- window: {started}, {w['duration_seconds']:.0f}s (evaluated {w['evaluated_at'] - w['end']:.0f}s after "
-        "the end, once Prometheus had scraped the API again)",
+        f"- window: {window_text(report)}",
         f"- Prometheus: {report['prometheus']}",
         "",
         "| what | measured | objective |",
@@ -85,7 +85,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report["breaches"]:
         lines += ["## Breaches", "", *(f"- {b}" for b in report["breaches"]), ""]
-    if report.get("phases"):
+    if report.get("phases") and not report.get("capacity"):
         lines += [
             "## Phases",
             "",
@@ -121,35 +121,127 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(f"{a:<{width}}  {b:>16}  {c}".rstrip() for a, b, c in rows)
 
 
-def capacity_lines(report: dict[str, Any]) -> list[str]:
-    """The capacity verdict in words, then one row per step (server view + the generator's CPU)."""
+def _rate(figure: dict[str, Any]) -> str:
+    if figure["rps"] is None:
+        return "none held"
+    return f"{'at least ' if figure['at_least'] else ''}{figure['rps']:,.1f}/s"
+
+
+def _where(figure: dict[str, Any]) -> str:
+    if not figure["step"]:
+        return "no step held"
+    spread = figure["spread"]
+    if spread["measurements"] < 2:
+        return f"{figure['step']} (one measurement)"
+    return f"{figure['step']} ({spread['measurements']} measurements, spread {spread['relative']:.1%})"
+
+
+def capacity_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The capacity rows of the summary table: both figures, where each view broke, saturation, the CPU split."""
     cap = report["capacity"]
-    if cap["sustained_rps"] is None:
-        held = "No step held both SLOs."
-    else:
-        held = (
-            f"Highest sustained throughput with both SLOs held: **{cap['sustained_rps']:.1f} requests/s** "
-            f"({cap['sustained_step']})."
-        )
-    broke = (
-        f"It broke at {cap['broke_at']}: {'; '.join(cap['broke_reasons'])} (first: {cap['broke_first']}; "
-        f"the limit was {cap['limit']})."
-        if cap["broke_at"]
-        else f"No step broke before the ceiling ({(cap.get('stopped') or {}).get('reason', 'end of the run')})."
-    )
-    lines = [
-        held,
-        broke,
-        "",
-        "| step | throughput | 5xx ratio | under threshold | p99 | Locust CPU | held |",
-        "|---|---|---|---|---|---|---|",
+    slo, client, sat, gap = cap["slo"], cap["client"], cap["saturation"], cap["gap"] or {}
+    rows = [
+        ("capacity by the SLO (server side)", _rate(slo), _where(slo)),
+        ("capacity by the clients (Locust)", _rate(client), _where(client)),
+        ("SLO broke at", slo["broke_at"] or "did not break", ", ".join(slo["broke_by"])),
+        (
+            "clients breached at",
+            client["broke_at"] or "did not breach",
+            ", ".join(client["broke_by"])
+            + (
+                ""
+                if gap.get("p99_gap_seconds") is None or not client["broke_at"]
+                else f"; p99 gap client - server {gap['p99_gap_seconds'] * 1000:+.1f} ms"
+            ),
+        ),
+        (
+            "saturation",
+            "not reached" if not sat["reached"] else f"{sat['rps']:,.1f}/s",
+            f"at {sat['users']} users" if sat["reached"] else sat["why"],
+        ),
     ]
-    for step in report["phases"]:
-        gen = step.get("generator", {})
-        cpu = gen.get("generator_cpu_percent")
-        lines.append(
-            f"| {step['phase']} | {_fmt(step['throughput_rps'], 'rps')} | {_fmt(step['error_ratio'], 'pct')} | "
-            f"{_fmt(step['latency_under_threshold_ratio'], 'pct')} | {_fmt(step['latency_p99_seconds'], 'ms')} | "
-            f"{'n/a' if cpu is None else f'{cpu:.0f}%'} | {step['meets_slo'] and not gen.get('breaches')} |"
+    physical = cap.get("physical")
+    if physical:
+        rows.append(
+            (
+                "wrk maximum (same /api/ mix)",
+                "n/a" if physical["wrk_rps"] is None else f"{physical['wrk_rps']:,.1f}/s",
+                physical.get("error")
+                or (
+                    ""
+                    if physical["ratio"] is None
+                    else f"{physical['ratio_of']} / wrk = {physical['ratio']:.0%}"
+                ),
+            )
         )
-    return lines
+    steps = report.get("steps") or []
+    if steps:
+        last = steps[-1]
+        rows.append(("CPU at the last step", cpu_split(last), f"load {_num(last.get('load1'), '.2f')}"))
+    return rows
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def cpu_split(step: dict[str, Any]) -> str:
+    """ "generator 95%, server 80%, others 10% of 2 cores" (percent of one core each)."""
+    cores = step.get("cores")
+    return (
+        f"generator {_num(step.get('generator_cpu_percent'), '.0f')}%, server {_num(step.get('server_cpu_percent'), '.0f')}%, "
+        f"others {_num(step.get('others_cpu_percent'), '.0f')}%"
+        + ("" if cores is None else f" of {cores:.0f} cores")
+    )
+
+
+STEP_COLUMNS = (
+    "step",
+    "users",
+    "seconds",
+    "requests",
+    "server rps",
+    "server 5xx",
+    "server under threshold",
+    "server p99",
+    "client under threshold",
+    "client p99",
+    "p99 gap",
+    "CPU (% of a core)",
+    "verdict",
+    "reason",
+)
+
+
+def step_cells(step: dict[str, Any]) -> list[str]:
+    """One row of the per-step table (report.md and report.html print the same cells)."""
+    server, client = step["server"], step["client"]
+    gap = step["p99_gap_seconds"]
+    return [
+        step["label"],
+        str(step["users"]),
+        f"{step['duration_seconds']:.0f} (after {step['warmup_seconds']:.0f} s warm-up)",
+        _fmt(step["requests"], "n"),
+        _fmt(server["throughput_rps"], "rps"),
+        _fmt(server["error_ratio"], "pct"),
+        _fmt(server["under_threshold_ratio"], "pct"),
+        _fmt(server["p99_seconds"], "ms"),
+        _fmt(client["under_threshold_ratio"], "pct"),
+        _fmt(client["p99_seconds"], "ms"),
+        "n/a" if gap is None else f"{gap * 1000:+.1f} ms",
+        cpu_split(step),
+        step["verdict"] + (" (generator-limited)" if step["generator_limited"] else ""),
+        step["reason"],
+    ]
+
+
+def capacity_lines(report: dict[str, Any]) -> list[str]:
+    """The capacity story in words, then one row per step (server view, client view, CPU, verdict, reason)."""
+    cap = report["capacity"]
+    return [
+        *cap["story"],
+        "",
+        "| " + " | ".join(STEP_COLUMNS) + " |",
+        "|" + "---|" * len(STEP_COLUMNS),
+        *("| " + " | ".join(c.replace("|", "/") for c in step_cells(s)) + " |" for s in report["steps"]),
+    ]

@@ -42,7 +42,8 @@ def capacity_steps(steps_file: Path, run_start: float) -> tuple[list[dict[str, A
     data = json.loads(steps_file.read_text())
     phases = [
         {
-            "phase": f"step {s['index'] + 1}: {s['users']} users",
+            "phase": f"step {s['index'] + 1}: {s['users']} users"
+            + ("" if s.get("kind", "search") == "search" else f" ({s['kind']})"),
             "users": s["users"],
             "from": s["start"] - run_start,
             "to": s["end"] - run_start,

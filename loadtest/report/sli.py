@@ -125,6 +125,23 @@ class SliSource:
                     thresholds[severity].append(float(factor))
         return cls(slis, period, {k: sorted(v, reverse=True) for k, v in thresholds.items()})
 
+    def for_job(self, job: str) -> SliSource:
+        """The same SLIs over one scrape job's series only (``job="<job>"`` added to every app selector).
+
+        A stress run on the local platform scrapes the API twice (the platform's job and the 1 s stress job): the
+        report reads the stress job alone, so no request counts twice and each step has its 1 s samples.
+        """
+        if not job:
+            return self
+
+        def only(expr: str) -> str:
+            return expr.replace('{app="', f'{{job="{job}",app="')
+
+        slis = {
+            name: Sli(sli.name, only(sli.error_ratio), only(sli.total)) for name, sli in self.slis.items()
+        }
+        return SliSource(slis, self.period, self.burn_thresholds)
+
     @classmethod
     def load(cls, prom: Prometheus) -> SliSource:
         return cls.from_rules(prom.rules("record"), prom.rules("alert"))

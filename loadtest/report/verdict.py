@@ -1,4 +1,7 @@
-"""The run's verdict: figures over the run's window, per phase or capacity step, budget, alerts, capacity."""
+"""The run's verdict: figures over the run's window, per phase or capacity step, budget, alerts, capacity.
+
+Every verdict (the run's, each phase's, each capacity step's) is the SLO's: the server-side SLIs of the recording
+rules the alerts use. Capacity steps add Locust's client-side view and the story (``steps``)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from loadtest.report.locust_csv import locust_figures
 from loadtest.report.phases import capacity_steps, shape_phases
 from loadtest.report.sli import SliSource
 from loadtest.report.slo import ReportError, Slo
+from loadtest.report.steps import capacity_summary, step_record
 
 
 def judge_phases(
     prom: Prometheus, sli: SliSource, run: dict[str, Any], slo: Slo, phases: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Per phase: throughput, 5xx ratio, share under the threshold, p99, and whether it met both SLOs."""
+    """Per phase: throughput, 5xx ratio, share under the threshold, p99, and whether it met both SLOs (server side)."""
     start = float(run["start"])
     target = Target(run["app"], run["namespace"])
     rows = []
@@ -33,53 +37,13 @@ def judge_phases(
     return rows
 
 
-def capacity_verdict(steps: list[dict[str, Any]], stopped: dict[str, Any] | None) -> dict[str, Any]:
-    """Highest throughput at which both SLOs held (server view) and the generator kept up, and where it broke."""
-    held: list[dict[str, Any]] = []
-    broke = None
-    for step in steps:
-        generator = step.get("generator", {})
-        reasons = [f"{r} (Locust, client side)" for r in generator.get("breaches", [])]
-        if step["meets_slo"] is False:
-            if (
-                step["error_ratio"] is not None
-                and step["error_ratio"] > 0
-                and "availability" not in str(reasons)
-            ):
-                reasons.append(f"availability (Prometheus): 5xx ratio {step['error_ratio']:.3%}")
-            under = step["latency_under_threshold_ratio"]
-            if under is not None and "latency" not in str(reasons):
-                reasons.append(f"latency (Prometheus): {under:.3%} under the threshold")
-        if reasons or step["meets_slo"] is False:
-            broke = {**step, "reasons": reasons or ["the server-side SLIs missed the objectives"]}
-            break
-        held.append(step)
-    best = max(held, key=lambda s: s["throughput_rps"], default=None)
-    return {
-        "sustained_rps": best["throughput_rps"] if best else None,
-        "sustained_users": best["users"] if best else None,
-        "sustained_step": best["phase"] if best else None,
-        "broke_at": broke["phase"] if broke else None,
-        "broke_first": broke["reasons"][0].split(":")[0] if broke else None,
-        "broke_reasons": broke["reasons"] if broke else [],
-        "limit": (
-            "the load generator"
-            if broke and broke["reasons"][0].startswith("generator")
-            else "the server"
-            if broke
-            else "the ceiling (no SLO broke)"
-        ),
-        "stopped": stopped,
-        "generator_cpu_percent": [s.get("generator", {}).get("generator_cpu_percent") for s in steps],
-    }
-
-
 def build_report(
     prom: Prometheus, run: dict[str, Any], eval_time: float, sli: SliSource | None = None
 ) -> dict[str, Any]:
     """Query Prometheus over [start, eval_time] and compute the verdict against the SLO."""
     slo = Slo.from_spec(run["slo"])
-    sli = sli or SliSource.load(prom)
+    # A stress run with the 1 s stress scrape job: that job's series only (the API is scraped twice meanwhile).
+    sli = (sli or SliSource.load(prom)).for_job(str(run.get("scrape_job") or ""))
     start, end = float(run["start"]), float(run["end"])
     if end <= start:
         raise ReportError(f"the run ended ({end}) before it started ({start})")
@@ -168,5 +132,9 @@ def build_report(
         "breaches": breaches,
     }
     if shape.get("name") == "capacity":
-        report["capacity"] = capacity_verdict(phase_rows, stopped)
+        cpu_limit = float(run.get("generator_cpu_limit") or 90)
+        # Each judged phase row holds the step (from steps.json, under "generator") and its server figures.
+        records = [step_record(i + 1, row, row, slo, cpu_limit) for i, row in enumerate(phase_rows)]
+        report["steps"] = records
+        report["capacity"] = capacity_summary(records, stopped, run.get("wrk"))
     return report

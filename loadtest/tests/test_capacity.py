@@ -63,3 +63,50 @@ def test_step_log_is_rewritten_whole(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "steps.json").read_text())["steps"][0]["users"] == 10
     log.stop("ceiling", 0)
     assert json.loads((tmp_path / "steps.json").read_text())["stopped"] == {"reason": "ceiling", "step": 0}
+
+
+def walk(search: capacity.Search, breaks_at: int) -> list[tuple[int, str]]:
+    """The steps a search runs when every step from ``breaks_at`` users up breaches."""
+    step: tuple[int, str] | None = search.first()
+    ran = []
+    while step is not None:
+        ran.append(step)
+        step = search.next(step[0], step[0] < breaks_at, float(step[0]))  # throughput grows with users
+    return ran
+
+
+def test_the_search_bisects_between_the_last_held_and_the_first_breached_step_then_repeats() -> None:
+    search = capacity.Search([50, 100, 150, 200, 250], refine_steps=2)
+    assert walk(search, breaks_at=130) == [
+        (50, "search"),
+        (100, "search"),
+        (150, "search"),  # breached: bisect between 100 and 150
+        (125, "refine"),  # held
+        (137, "refine"),  # breached
+        (125, "repeat"),  # the best held level measured a second time
+    ]
+    assert search.reason == "refined"
+
+
+def test_the_repeat_measures_the_held_level_with_the_best_throughput_again() -> None:
+    """Saturated from the start: 50 users gave the most requests/s, so 50 users is measured a second time."""
+    search = capacity.Search([50, 100, 150], refine_steps=1)
+    rates = {50: 1800.0, 100: 1650.0, 125: 1600.0}
+    step: tuple[int, str] | None = search.first()
+    ran = []
+    while step is not None:
+        ran.append(step)
+        step = search.next(step[0], step[0] < 130, rates.get(step[0], 0.0))
+    assert ran == [(50, "search"), (100, "search"), (150, "search"), (125, "refine"), (50, "repeat")]
+
+
+def test_the_search_stops_at_the_ceiling_or_a_first_step_breach() -> None:
+    up = capacity.Search([10, 20], refine_steps=2)
+    assert walk(up, breaks_at=99) == [(10, "search"), (20, "search")]
+    assert up.reason == "ceiling"
+    at_once = capacity.Search([10, 20], refine_steps=2)
+    assert walk(at_once, breaks_at=5) == [(10, "search")]
+    assert at_once.reason == "breach"  # nothing held: nothing to refine
+    plain = capacity.Search([10, 20, 30], refine_steps=0)
+    assert walk(plain, breaks_at=25) == [(10, "search"), (20, "search"), (30, "search")]
+    assert plain.reason == "breach"

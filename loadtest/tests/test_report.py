@@ -163,45 +163,154 @@ def test_each_step_is_judged_over_its_own_window(prom: tuple[Prometheus, float])
     assert "## Phases" in markdown.markdown(rep)
 
 
+RELAXED = {
+    **SLO,
+    "availability": {"objective": 98.0},
+    "latency": {"objective": 90.0, "threshold_seconds": 1.0},
+}
+
+
+def capacity_report(client: Prometheus, tmp_path: Path, steps: list[dict], stopped: dict) -> dict:
+    (tmp_path / "steps.json").write_text(json.dumps({"steps": steps, "stopped": stopped}))
+    return verdict.build_report(
+        client,
+        run(shape={"name": "capacity"}, slo=RELAXED, steps_file=str(tmp_path / "steps.json")),
+        float(T0 + 600),
+    )
+
+
+def locust_step(i: int, **extra: object) -> dict:
+    """Locust's record of step i (200 s each): 20 users that saw 1,340 requests, all fast and fine."""
+    return {
+        "index": i,
+        "users": 10 * (i + 1),
+        "start": T0 + 200.0 * i,
+        "end": T0 + 200.0 * (i + 1),
+        "requests": 1340,
+        "failures": 0,
+        "throughput_rps": 6.7,
+        "failure_ratio": 0.0,
+        "under_threshold_ratio": 1.0,
+        "p99_ms": 400.0,
+        # users with no think time: requests = users x seconds / mean latency (a generator that kept up)
+        "mean_ms": 10 * (i + 1) * 200 / 1340 * 1000,
+        "generator_cpu_percent": 30.0,
+        "cpu": {
+            "cores": 2.0,
+            "machine_cpu_percent": 150.0,
+            "server_cpu_percent": 90.0,
+            "others_cpu_percent": 30.0,
+            "load1": 1.5,
+        },
+        "breaches": [],
+        **extra,
+    }
+
+
 def test_capacity_verdict_joins_locust_steps_with_prometheus(
     prom: tuple[Prometheus, float], tmp_path: Path
 ) -> None:
     client, _ = prom
-    steps = {
-        "steps": [
-            {
-                "index": i,
-                "users": 10 * (i + 1),
-                "start": T0 + 200.0 * i,
-                "end": T0 + 200.0 * (i + 1),
-                "generator_cpu_percent": 30.0 + 40 * i,
-                "breaches": ["generator: Locust used 110% of a core"] if i == 2 else [],
-            }
-            for i in range(3)
-        ],
-        "stopped": {"reason": "breach", "step": 2},
-    }
-    (tmp_path / "steps.json").write_text(json.dumps(steps))
-    relaxed = {
-        **SLO,
-        "availability": {"objective": 98.0},
-        "latency": {"objective": 90.0, "threshold_seconds": 1.0},
-    }
-    rep = verdict.build_report(
-        client,
-        run(shape={"name": "capacity"}, slo=relaxed, steps_file=str(tmp_path / "steps.json")),
-        float(T0 + 600),
-    )
+    steps = [
+        locust_step(0),
+        locust_step(1),
+        locust_step(2, generator_cpu_percent=110.0, breaches=["generator: Locust used 110% of a core"]),
+    ]
+    rep = capacity_report(client, tmp_path, steps, {"reason": "breach", "step": 2})
     cap = rep["capacity"]
-    assert cap["sustained_rps"] == pytest.approx(
-        101 / 15, rel=0.05
-    )  # the server's throughput, from Prometheus
-    assert cap["sustained_step"] == "step 2: 20 users"
-    assert cap["broke_at"] == "step 3: 30 users"
-    assert cap["broke_first"] == "generator"
-    assert cap["limit"] == "the load generator"
-    assert cap["generator_cpu_percent"] == [30.0, 70.0, 110.0]
-    assert "Highest sustained throughput" in markdown.markdown(rep)
+    # The server's throughput, from Prometheus: the SLO held at every step (relaxed objectives).
+    assert [s["verdict"] for s in rep["steps"]] == ["held", "held", "held"]
+    assert cap["slo"]["rps"] == pytest.approx(101 / 15, rel=0.05)
+    assert cap["slo"]["broke_at"] is None
+    # The generator ran out of CPU at step 3: that step is generator-limited and the figure a lower bound.
+    assert [s["generator_limited"] for s in rep["steps"]] == [False, False, True]
+    assert cap["generator_limited_steps"] == ["step 3: 30 users"]
+    assert cap["slo"]["at_least"] is True
+    # Per step: users, duration, requests, both views, CPU, verdict and reason.
+    first = rep["steps"][0]
+    assert first["users"] == 10
+    assert first["duration_seconds"] == 200
+    assert first["requests"] == pytest.approx(101 * 200 / 15, rel=0.05)
+    assert first["client"]["requests"] == 1340
+    assert first["client"]["p99_seconds"] == 0.4
+    assert first["server_cpu_percent"] == 90.0
+    assert first["generator_cpu_percent"] == 30.0
+    assert "Capacity by the SLO" in markdown.markdown(rep)
+
+
+def test_a_client_side_breach_while_the_server_holds_is_reported_as_such(
+    prom: tuple[Prometheus, float], tmp_path: Path
+) -> None:
+    """Today's contradiction (issue 20): Locust's share under the threshold breached, the server's SLI held.
+
+    The step held the SLO as defined (the server-side SLIs the alerts use); the clients breached; the report
+    says so with the measured gap, gives both capacity figures and never blames the server.
+    """
+    client, _ = prom
+    steps = [
+        locust_step(0),
+        locust_step(
+            1,
+            under_threshold_ratio=0.85,
+            p99_ms=1500.0,
+            breaches=["latency: 85.00% within 1000 ms (objective 90.00%)"],
+        ),
+    ]
+    rep = capacity_report(client, tmp_path, steps, {"reason": "breach", "step": 1})
+    md = markdown.markdown(rep)
+    table = markdown.table(rep)
+    assert "the limit was the server" not in md + table
+    assert "the clients breached while the server held its SLOs" in md
+    assert "not a server-side one" in md
+    second = rep["steps"][1]
+    assert second["verdict"] == "held"
+    assert second["server"]["meets_slo"] is True
+    assert second["client"]["meets_slo"] is False
+    assert "latency (client side)" in second["reason"]
+    # The gap: client p99 1500 ms - server p99 (the histogram's 1 s bucket bound).
+    assert second["p99_gap_seconds"] == pytest.approx(1.5 - second["server"]["p99_seconds"])
+    assert second["p99_gap_seconds"] > 0
+    gap_ms = f"{second['p99_gap_seconds'] * 1000:.1f} ms"
+    assert gap_ms in md
+    # Two capacity figures: by the SLO (held to the end: a lower bound) and by the clients (step 1).
+    cap = rep["capacity"]
+    assert cap["slo"]["broke_at"] is None
+    assert cap["slo"]["at_least"] is True
+    assert cap["client"]["broke_at"] == "step 2: 20 users"
+    assert cap["client"]["step"] == "step 1: 10 users"
+    assert cap["client"]["broke_by"] == ["latency (client side)"]
+    assert "capacity by the SLO (server side)" in table
+    assert "capacity by the clients (Locust)" in table
+    # One verdict everywhere: each phase's meets_slo is its step's verdict, the table rows carry it.
+    assert [p["meets_slo"] for p in rep["phases"]] == [s["verdict"] == "held" for s in rep["steps"]]
+    rows = [line for line in md.splitlines() if line.startswith("| step ") and "| users |" not in line]
+    assert [r.split(" | ")[12] for r in rows] == ["held", "held"]
+    assert rep["verdict"] == "pass"
+    assert rep["breaches"] == []
+
+
+def test_a_stress_run_reads_its_scrape_job_only() -> None:
+    """The local stress run scrapes the API twice (15 s and the 1 s stress job): the SLIs read the stress job."""
+    ratio = (
+        'sum by (namespace, app) (rate(app_request_count_total{app="flask-api",http_status=~"5.."}[5m])) '
+        '/ sum by (namespace, app) (rate(app_request_count_total{app="flask-api"}[5m]))'
+    )
+    latency = (
+        'sum by (namespace, app) (rate(app_request_latency_seconds_bucket{app="flask-api",le="0.3"}[5m])) '
+        '/ sum by (namespace, app) (rate(app_request_latency_seconds_count{app="flask-api"}[5m]))'
+    )
+    records = [
+        {"name": "slo:sli_error:ratio_rate5m", "labels": {"slo": "availability"}, "query": ratio},
+        {"name": "slo:sli_error:ratio_rate5m", "labels": {"slo": "latency"}, "query": latency},
+        {"name": "slo:sli:ratio_period", "query": "1 - slo:sli_error:ratio_rate1d"},
+    ]
+    source = SliSource.from_rules(records, [])
+    assert source.for_job("") is source
+    stress = source.for_job("flask-api-stress")
+    for sli in stress.slis.values():
+        for expr in (sli.ratio("30s"), sli.count("30s"), sli.total):
+            assert expr.count('{job="flask-api-stress",app="flask-api"') == expr.count('app="flask-api"') > 0
+    assert 'job="flask-api-stress"' in stress.slis["latency"].latency_buckets("30s", "sre-lab")
 
 
 def test_split_ratio_respects_nesting() -> None:

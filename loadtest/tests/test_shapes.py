@@ -180,6 +180,22 @@ def test_capacity_steps_last_at_least_two_scrape_intervals() -> None:
     )  # type: ignore[attr-defined]
 
 
+def test_capacity_steps_hold_the_warm_up_plus_the_minimum_scrapes() -> None:
+    shape = shapes.from_settings(
+        {
+            **CAPACITY,
+            "LAB_CAPACITY_WARMUP_SECONDS": "5s",
+            "LAB_CAPACITY_MIN_SCRAPES": "20",
+            "LAB_CAPACITY_STEP_SECONDS": "20s",
+        }
+    )
+    assert isinstance(shape, shapes.Capacity)
+    assert (shape.step_seconds, shape.warmup_seconds, shape.requested_step_seconds) == (25, 5, 20)
+    assert shape.describe()["warmup_seconds"] == 5
+    with pytest.raises(shapes.ShapeError, match="stress_test_capacity_min_scrapes"):
+        shapes.from_settings({**CAPACITY, "LAB_CAPACITY_MIN_SCRAPES": "0"})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

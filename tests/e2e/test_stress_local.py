@@ -13,6 +13,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -216,8 +217,25 @@ def test_step_run_judges_each_step(tmp_path: Path, lab) -> None:
     assert "## Phases" in (run_dir / "report.md").read_text()
 
 
+STEP_FIELDS = {
+    "users",
+    "duration_seconds",
+    "requests",
+    "server",
+    "client",
+    "generator_cpu_percent",
+    "server_cpu_percent",
+    "verdict",
+    "reason",
+}
+
+
 def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Path, lab) -> None:
-    """A tiny capacity search (2 users, +2 per 3 s step, ceiling 6), then report.html opened in Chromium."""
+    """A short capacity search (2 users, +2 per 4 s step: 1 s warm-up + 3 scrapes, ceiling 6), then report.html in Chromium.
+
+    Every step in report.json has both views and the CPU split, and the verdict, the tables (report.md, the
+    console, report.html) and the capacity chart's bars tell the same story.
+    """
     from tests.support.browser import open_in_chromium
 
     app, prom_server = lab
@@ -229,25 +247,79 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         stress_test_capacity_start_users=2,
         stress_test_capacity_step_users=2,
         stress_test_capacity_max_users=6,
-        stress_test_capacity_step_seconds="3s",
+        stress_test_capacity_step_seconds="4s",
+        stress_test_capacity_warmup_seconds="1s",
+        stress_test_capacity_min_scrapes=3,
         stress_test_scrape_interval="1s",
+        stress_test_wrk_seconds=2,
+        stress_test_wrk_connections=8,
     )
     run_dir, report = latest_report(tmp_path)
     steps = json.loads((run_dir / "steps.json").read_text())
-    assert 1 <= len(steps["steps"]) <= 3
-    assert steps["stopped"]["reason"] in ("breach", "ceiling")
+    assert 1 <= len(steps["steps"]) <= 6  # 3 upward, then at most 2 refinement steps and a repeat
+    assert steps["stopped"]["reason"] in ("breach", "ceiling", "refined")
     assert all(s["generator_cpu_percent"] > 0 for s in steps["steps"])  # Locust's own CPU over each step
+    assert all(s["warmup_seconds"] == 1 for s in steps["steps"])
+    assert report["shape"]["warmup_seconds"] == 1
+    # Per step: users, duration, requests, the server's and the client's SLIs, generator and server CPU, verdict.
+    records = report["steps"]
+    assert len(records) == len(steps["steps"])
+    for record, logged in zip(records, steps["steps"], strict=True):
+        assert set(record) >= STEP_FIELDS, set(record)
+        assert record["users"] == logged["users"]
+        assert record["duration_seconds"] == pytest.approx(logged["end"] - logged["start"])
+        assert 2 <= record["duration_seconds"] <= 5  # the measured part: after the 1 s warm-up
+        assert record["requests"] > 0
+        assert record["server"]["throughput_rps"] > 0
+        assert record["server"]["p99_seconds"] > 0
+        assert record["client"]["requests"] == logged["requests"] > 0
+        assert record["client"]["p99_seconds"] > 0
+        # both views count the same requests (the warm-up excluded on both sides), within a scrape's worth
+        assert record["requests"] == pytest.approx(record["client"]["requests"], rel=0.5)
+        assert record["generator_cpu_percent"] > 0
+        assert (
+            record["server_cpu_percent"] is not None
+        )  # the gunicorn behind the target's port, found locally
+        assert record["server_cpu_percent"] > 0
+        assert record["verdict"] in ("held", "broke")
+        assert record["verdict"] == ("held" if record["server"]["meets_slo"] else "broke")
+        assert record["reason"]
     cap = report["capacity"]
-    # The server-side throughput of each step is Prometheus's; every judged step carried traffic.
-    assert all(p["requests"] > 0 for p in report["phases"])
-    if cap["sustained_rps"] is not None:
-        assert cap["sustained_rps"] == max(
-            p["throughput_rps"] for p in report["phases"] if p["meets_slo"] and not p["generator"]["breaches"]
+    # Capacity by the SLO: the number of users below the fewest that broke it with the best mean server throughput.
+    broke = min((r for r in records if r["verdict"] == "broke"), key=lambda r: r["users"], default=None)
+    held = [r for r in records if r["verdict"] == "held" and (broke is None or r["users"] < broke["users"])]
+    if held:
+        levels: dict[int, list[float]] = {}
+        for r in held:
+            levels.setdefault(r["users"], []).append(r["server"]["throughput_rps"])
+        best_users = max(levels, key=lambda u: sum(levels[u]) / len(levels[u]))
+        assert cap["slo"]["users"] == best_users
+        assert cap["slo"]["rps"] == pytest.approx(sum(levels[best_users]) / len(levels[best_users]))
+        assert cap["slo"]["spread"]["measurements"] == len(levels[best_users])
+    assert cap["slo"]["broke_at"] == (broke["label"] if broke else None)
+    # wrk on the same /api/ mix before the search: the physical limit and the saturation ratio.
+    assert cap["physical"]["wrk_rps"] > 0, cap["physical"]
+    if cap["saturation"]["rps"]:
+        assert cap["physical"]["ratio"] == pytest.approx(
+            cap["saturation"]["rps"] / cap["physical"]["wrk_rps"]
         )
-    assert (
-        "Highest sustained throughput" in (run_dir / "report.md").read_text() or cap["sustained_rps"] is None
-    )
-    assert "capacity (both SLOs held)" in proc.stdout
+    # The phases (server-side SLO per step) say what the steps say.
+    assert [p["meets_slo"] for p in report["phases"]] == [r["verdict"] == "held" for r in records]
+    # The console table and report.md carry the same verdicts and figures.
+    assert "capacity by the SLO (server side)" in proc.stdout
+    assert "capacity by the clients (Locust)" in proc.stdout
+    md = (run_dir / "report.md").read_text()
+    md_rows = [
+        line.split(" | ")
+        for line in md.splitlines()
+        if line.startswith("| step ") and "| users |" not in line
+    ]
+    assert [row[12] for row in md_rows] == [
+        r["verdict"] + (" (generator-limited)" if r["generator_limited"] else "") for r in records
+    ]
+    assert "the limit was the server" not in md
+    for sentence in cap["story"]:
+        assert sentence in md
 
     html = run_dir / "report.html"
     text = html.read_text()
@@ -260,10 +332,22 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
     kept.write_bytes(page.screenshot.read_bytes())
     print(f"\nreport screenshot: {kept}")
     assert page.console == [], page.console
-    charts = re.findall(
-        r'<figure class="chart" data-key="([\w-]+)" data-series="(\d+)">(.*?)</figure>', page.dom, re.S
+    # report.html has the per-step table with the same verdicts and reasons, and the same window as report.md.
+    html_rows = re.findall(r"<tr>((?:<td>.*?</td>)+)</tr>", page.dom, re.S)
+    step_rows = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in html_rows if row.startswith("<td>step ")]
+    assert [cells[0] for cells in step_rows] == [r["label"] for r in records]
+    assert [cells[12] for cells in step_rows] == [row[12] for row in md_rows]
+    assert [unescape(cells[13]) for cells in step_rows] == [r["reason"] for r in records]
+    window = next(line for line in md.splitlines() if line.startswith("- window: ")).removeprefix(
+        "- window: "
     )
-    keys = [k for k, _, _ in charts]
+    assert unescape(window) in unescape(page.dom)
+    charts = re.findall(
+        r'<figure class="chart" data-key="([\w-]+)" data-series="(\d+)"(?: data-values="([^"]*)")?>(.*?)</figure>',
+        page.dom,
+        re.S,
+    )
+    keys = [k for k, _, _, _ in charts]
     for expected in (
         "load",
         "throughput",
@@ -277,8 +361,13 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         "capacity",
     ):
         assert expected in keys, keys
-    for key, series, body in charts:
+    for key, series, _, body in charts:
         assert int(series) > 0, f"empty panel {key}"
         assert "<svg" in body, f"panel {key} has no chart"
         assert body.count("<path") > 5, f"panel {key} drew nothing"
+    # The capacity chart's bars: one per step, the server's throughput, red exactly where the verdict is "broke".
+    bars = json.loads(unescape(next(values for key, _, values, _ in charts if key == "capacity")))
+    assert [b["users"] for b in bars] == [r["users"] for r in records]
+    assert [b["rps"] for b in bars] == pytest.approx([r["server"]["throughput_rps"] for r in records])
+    assert [b["colour"] == "tab:red" for b in bars] == [r["verdict"] == "broke" for r in records]
     assert kept.stat().st_size > 20_000  # a real picture, not a blank page

@@ -115,7 +115,7 @@ def test_distributed_mode_has_a_master_its_service_and_workers(rendered_dir: Pat
 
 def test_configmap_holds_the_current_loadtest_files(rendered_dir: Path) -> None:
     configmap = by_kind(docs(rendered_dir, "locust-standalone.yaml"), "ConfigMap")[0]
-    assert set(configmap["data"]) == {"locustfile.py", "shapes.py", "checks.py", "capacity.py"}
+    assert set(configmap["data"]) == {"locustfile.py", "shapes.py", "checks.py", "capacity.py", "machine.py"}
     for name, text in configmap["data"].items():
         assert text.strip() == (ROOT / "loadtest" / name).read_text().strip()
 
@@ -169,7 +169,7 @@ def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
         "print(s.step_seconds, s.steps, locustfile.LIMITS.latency_threshold_ms, locustfile.ApiUser.wait_time(None))"
     )
     step_seconds, steps, threshold_ms, wait = run_from_mount(configmap, tmp_path, lab_env, code).split()
-    assert int(step_seconds) >= 30  # 2 x the 15s scrape interval
+    assert int(step_seconds) >= 35  # the 5 s warm-up + 2 x the 15s scrape interval
     assert int(steps) == 12  # 50 -> 600 users by 50
     assert float(threshold_ms) == 300
     assert float(wait) == 0  # no think time
