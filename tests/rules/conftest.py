@@ -68,10 +68,7 @@ def rules_default(render_rules: Render) -> Path:
 @pytest.fixture(scope="session")
 def rules_30d(render_rules: Render) -> Path:
     """A 30d window (and a 30d retention), runbook links on https://runbooks.test (what the tests expect)."""
-    return (
-        render_rules(lab_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=SLO_30D, **RETENTION_30D)
-        / "rules"
-    )
+    return render_rules(lab_runbook_base_url=TEST_RUNBOOK_BASE, lab_slo=SLO_30D, **RETENTION_30D) / "rules"
 
 
 @pytest.fixture(scope="session")

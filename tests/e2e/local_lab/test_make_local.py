@@ -125,7 +125,9 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
 def test_make_faults_then_none_restores_the_baseline(lab: dict[str, Any], tmp_path: Path) -> None:
     args = f"ARGS=-e @{settings_file(lab, tmp_path)}"
     baseline = float(
-        yaml.safe_load((ROOT / "group_vars/all/app.yml").read_text())["lab_baseline_faults"]["db_failure_rate"]
+        yaml.safe_load((ROOT / "group_vars/all/app.yml").read_text())["lab_baseline_faults"][
+            "db_failure_rate"
+        ]
     )
     try:
         proc = make("faults", 'FAULTS={"db_failure_rate": 0.5}', args)
