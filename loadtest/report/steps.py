@@ -180,7 +180,8 @@ def _broke(step: dict[str, Any], side: str) -> bool:
 
 def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] | None) -> dict[str, Any]:
     """Capacity by one view: below the fewest users that broke it, the number of users with the best mean
-    throughput, with the spread of its measurements (the search repeats the best level after refining the break)."""
+    throughput among those measured at least twice (else among all), with the spread of its measurements (the
+    search repeats the best level after refining the break)."""
     broken = [s for s in steps if _broke(s, side)]
     first_broken = min(broken, key=lambda s: (s["users"], s["step"]), default=None)
     limit = first_broken["users"] if first_broken else None
@@ -196,7 +197,11 @@ def _figure(steps: Sequence[dict[str, Any]], side: str, stopped: dict[str, Any] 
     levels: dict[int, list[float]] = {}
     for s in held:
         levels.setdefault(s["users"], []).append(s[side]["throughput_rps"])
-    best_users = max(levels, key=lambda u: sum(levels[u]) / len(levels[u]), default=None)
+    # Levels measured at least twice first: a figure needs its spread. On a saturated plateau a level measured once
+    # can beat the repeated one's mean by noise alone (the search repeats the best single step; its second
+    # measurement is usually lower); it is the figure only when no level was measured twice.
+    pool = {u: v for u, v in levels.items() if len(v) >= 2} or levels
+    best_users = max(pool, key=lambda u: sum(pool[u]) / len(pool[u]), default=None)
     best = next((s for s in held if s["users"] == best_users), None)
     measured = levels.get(best_users, []) if best_users is not None else []
     at_least = []

@@ -167,6 +167,24 @@ def test_the_refined_search_gives_capacity_with_its_spread_over_two_measurements
     assert cap["client"]["broke_at"] == "step 5: 137 users"
 
 
+def test_on_a_plateau_the_figure_is_the_repeated_level_with_its_spread() -> None:
+    """A server saturated from the start (an idle-machine run): 150 users measured best once, its repeat lower, and
+    200 users measured once in between. The figure is the level measured twice, with its spread, not the noise."""
+    client_broke = {"client_under": 0.95, "client_p99_ms": 450.0}
+    steps = [
+        step(1, 50, 3000.0),
+        step(2, 100, 3100.0),
+        step(3, 150, 3200.0),
+        step(4, 200, 3183.0),
+        step(5, 437, 3150.0, **client_broke),
+        step(6, 150, 3100.0),
+    ]
+    slo = capacity_summary(steps, {"reason": "refined", "step": 6})["slo"]
+    assert (slo["users"], slo["spread"]["measurements"]) == (150, 2)
+    assert slo["rps"] == pytest.approx(3150.0)
+    assert (slo["spread"]["min_rps"], slo["spread"]["max_rps"]) == (3100.0, 3200.0)
+
+
 def test_generator_limited_steps_make_the_figure_a_lower_bound() -> None:
     busy = step(2, 100, 900.0, cpu=95.0)
     starved = step(3, 150, 900.0, sent_share=0.5)  # Locust sent half of what its users would at that latency
