@@ -98,6 +98,29 @@ def _prometheus(args: argparse.Namespace) -> Prometheus:
     return Prometheus(fetch, f"service {args.prometheus_service} via the API server")
 
 
+def _wait_for_job(prom: Prometheus, job: str, timeout: float) -> int:
+    """Wait until ``job`` has scraped a target successfully (service discovery, then the first scrape); print how
+    many targets it scrapes. A line on stderr every 15 s while waiting."""
+    started = time.time()
+    said = started
+    while not (up := prom.query(f'up{{job="{job}"}} == 1', time.time())):
+        now = time.time()
+        if now - started >= timeout:
+            raise ReportError(
+                f"Prometheus ({prom.where}) has not scraped the API with job {job!r} within {timeout:.0f} s: "
+                "is the stress-only scrape job in its configuration? Run `make lab` to deploy it"
+            )
+        if now - said >= 15:
+            print(
+                f"waiting for Prometheus's job {job!r} to scrape the API ({now - started:.0f} s)",
+                file=sys.stderr,
+            )
+            said = now
+        time.sleep(1.0)
+    print(json.dumps({"job": job, "targets_up": len(up), "waited_seconds": round(time.time() - started, 1)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m loadtest.report", description="Stress test verdict and report from Prometheus"
@@ -118,12 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-timeout", type=float, default=30.0, help="with --check: max wait for a scrape"
     )
+    parser.add_argument(
+        "--check-job",
+        default="",
+        help="with --check: wait for a successful scrape by this job instead (the stress-only 1 s job)",
+    )
     parser.add_argument("--settle-timeout", type=float, default=90.0, help="max wait for the post-run scrape")
     args = parser.parse_args(argv)
     try:
         prom = _prometheus(args)
         if args.check:
             info = prom.check()
+            if args.check_job:
+                return _wait_for_job(prom, args.check_job, args.check_timeout)
             # A Prometheus started moments ago (site.yml just ran) has not scraped yet: give it a few intervals.
             deadline = time.time() + args.check_timeout
             while not (up := prom.query(f'up{{app="{args.app}",namespace="{args.namespace}"}}', time.time())):

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtest.prom import Prometheus
+from loadtest.report import panels
 from loadtest.report.sli import SliSource, series_value
+
+# cAdvisor is scraped at the platform's interval (15 s): a rate needs two of its samples.
+CADVISOR_MIN_RANGE_SECONDS = 30.0
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -64,8 +68,25 @@ def window_figures(
         "latency_p50_seconds": value("p50"),
         "latency_p95_seconds": value("p95"),
         "latency_p99_seconds": value("p99"),
+        "server_cpu_cadvisor_percent": server_cpu_cadvisor(prom, target, seconds, end),
         "queries": q,
     }
+
+
+def server_cpu_cadvisor(prom: Prometheus, target: Target, seconds: float, end: float) -> float | None:
+    """The API's containers' CPU over the window ending at ``end`` (at least CADVISOR_MIN_RANGE_SECONDS), in percent
+    of one core, summed over its pods: the query of the dashboard's "CPU against the limit (cAdvisor)" panel. None
+    where Prometheus has no cAdvisor series of the API (the local platform: the generator samples the server's
+    processes there)."""
+    expr = panels.substitute(
+        panels.panel("api-overview", "CPU against the limit").targets[0].expr,
+        app=target.app,
+        namespace=target.namespace,
+        rate=f"{math.ceil(max(seconds, CADVISOR_MIN_RANGE_SECONDS))}s",
+        range_seconds=seconds,
+    )
+    result = prom.query(f"sum({expr}) * 100", end)
+    return _number(float(result[0]["value"][1])) if result else None
 
 
 def alerts(prom: Prometheus, start: float, end: float, state: str) -> list[dict[str, str]]:

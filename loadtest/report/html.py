@@ -21,7 +21,7 @@ from typing import Any
 
 from loadtest.prom import Prometheus
 from loadtest.report import charts, panels
-from loadtest.report.sli import SliSource
+from loadtest.report.sli import SliSource, scrape_job_only
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,8 @@ def _panel_series(
     series: list[charts.Series] = []
     queries = []
     for target in panel.targets:
-        raw = (
-            target.expr.replace('app="$app"', f'job="{window.job}",app="$app"') if window.job else target.expr
-        )
         expr = panels.substitute(
-            raw,
+            scrape_job_only(target.expr, window.job),
             app=window.app,
             namespace=window.namespace,
             rate=rate,

@@ -55,7 +55,17 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     cap = report.get("capacity")
     if cap:
         rows += capacity_rows(report)
-    rows.append(("verdict", report["verdict"].upper(), ""))
+    scope = ""
+    if report.get("verdict_scope") == "steps":
+        broke = [s for s in report.get("steps") or [] if s["verdict"] == "broke"]
+        scope = (
+            "every step held (server side)"
+            if not broke
+            else "broke at "
+            + ", ".join(f"step {s['step']} ({s['users']} users)" for s in broke)
+            + " (server side)"
+        )
+    rows.append(("verdict", report["verdict"].upper(), scope))
     return rows
 
 
@@ -76,7 +86,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- target: {report['target']} ({report['platform']}), shape {json.dumps(report['shape'])}, "
         f"profile {report['profile']}",
         f"- window: {window_text(report)}",
-        f"- Prometheus: {report['prometheus']}",
+        f"- Prometheus: {report['prometheus']}"
+        + (
+            f", the API's series of its stress-only job {report['scrape_job']} (every {report['scrape_interval']})"
+            if report.get("scrape_job")
+            else ""
+        ),
         "",
         "| what | measured | objective |",
         "|---|---|---|",
@@ -186,10 +201,14 @@ def _num(value: float | None, spec: str) -> str:
 
 
 def cpu_split(step: dict[str, Any]) -> str:
-    """ "generator 95%, server 80%, others 10% of 2 cores" (percent of one core each)."""
+    """ "generator 95%, server 80%, others 10% of 2 cores" (percent of one core each). On Kubernetes the server's
+    figure is cAdvisor's (its containers, wherever they run) and "others" is the rest of the generator's node."""
     cores = step.get("cores")
+    server = f"server {_num(step.get('server_cpu_percent'), '.0f')}%"
+    if step.get("server_cpu_source") == "cadvisor":
+        server += " (cAdvisor)"
     return (
-        f"generator {_num(step.get('generator_cpu_percent'), '.0f')}%, server {_num(step.get('server_cpu_percent'), '.0f')}%, "
+        f"generator {_num(step.get('generator_cpu_percent'), '.0f')}%, {server}, "
         f"others {_num(step.get('others_cpu_percent'), '.0f')}%"
         + ("" if cores is None else f" of {cores:.0f} cores")
     )

@@ -22,6 +22,8 @@ _PERIOD_REF = re.compile(r"slo:sli_error:ratio_rate(\w+)")
 _BURN_CMP = re.compile(r"slo:burn_rate:ratio_rate(\w+)\{[^}]*\}\s*>\s*([0-9.]+)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_API_SELECTOR = re.compile(r"\b(app_\w+)\{([^}]*)\}")
+_APP_MATCHER = re.compile(r'\bapp\s*=\s*"[^"]*"')
 
 
 class SliError(RuntimeError):
@@ -34,6 +36,22 @@ def seconds(duration: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != duration:
         raise SliError(f"not a Prometheus duration: {duration!r}")
     return sum(int(n) * _UNITS[u] for n, u in parts)
+
+
+def scrape_job_only(expr: str, job: str) -> str:
+    """``expr`` over one scrape job's series of the API: in every selector of the API's own metrics (``app_*``) the
+    ``app`` matcher becomes ``job="<job>"``. The stress-only scrape job's series carry no ``app`` label (so the rules,
+    alerts and dashboards, which select ``app``, never count the API twice); recorded series (``slo:*``) and other
+    selectors are left as they are. ``job`` empty: ``expr`` unchanged."""
+    if not job:
+        return expr
+
+    matcher = f'job="{job}"'
+
+    def swap(match: re.Match[str]) -> str:
+        return match.group(1) + "{" + _APP_MATCHER.sub(lambda _: matcher, match.group(2)) + "}"
+
+    return _API_SELECTOR.sub(swap, expr)
 
 
 def split_ratio(expr: str) -> tuple[str, str]:
@@ -126,19 +144,16 @@ class SliSource:
         return cls(slis, period, {k: sorted(v, reverse=True) for k, v in thresholds.items()})
 
     def for_job(self, job: str) -> SliSource:
-        """The same SLIs over one scrape job's series only (``job="<job>"`` added to every app selector).
+        """The same SLIs over one scrape job's series only (see ``scrape_job_only``).
 
-        A stress run on the local platform scrapes the API twice (the platform's job and the 1 s stress job): the
-        report reads the stress job alone, so no request counts twice and each step has its 1 s samples.
+        A stress run against the lab's own API and Prometheus has the API scraped every second by the stress-only
+        job, whose series carry no ``app`` label: the report reads that job, so each step has its 1 s samples.
         """
         if not job:
             return self
-
-        def only(expr: str) -> str:
-            return expr.replace('{app="', f'{{job="{job}",app="')
-
         slis = {
-            name: Sli(sli.name, only(sli.error_ratio), only(sli.total)) for name, sli in self.slis.items()
+            name: Sli(sli.name, scrape_job_only(sli.error_ratio, job), scrape_job_only(sli.total, job))
+            for name, sli in self.slis.items()
         }
         return SliSource(slis, self.period, self.burn_thresholds)
 

@@ -115,6 +115,13 @@ def step_record(
         "client", slo, client_view["error_ratio"], client_view["under_threshold_ratio"]
     )
     cpu = gen.get("cpu") or {}
+    # The server's CPU: its processes as the generator sampled them (local platform), else cAdvisor's figure for the
+    # API's containers (Kubernetes: the generator runs in a pod and cannot see the server).
+    server_cpu = cpu.get("server_cpu_percent")
+    server_cpu_source: str | None = "processes"
+    if server_cpu is None:
+        server_cpu = server.get("server_cpu_cadvisor_percent")
+        server_cpu_source = "cadvisor" if server_cpu is not None else None
     generator_cpu = gen.get("generator_cpu_percent")
     limited = _generator_limit(users, seconds, client_view, generator_cpu, cpu_limit)
     gap = (
@@ -159,7 +166,8 @@ def step_record(
         "p99_gap_seconds": gap,
         "generator_cpu_percent": generator_cpu,
         "generator_total_cpu_percent": cpu.get("generator_total_cpu_percent"),
-        "server_cpu_percent": cpu.get("server_cpu_percent"),
+        "server_cpu_percent": server_cpu,
+        "server_cpu_source": server_cpu_source,
         "others_cpu_percent": cpu.get("others_cpu_percent"),
         "machine_cpu_percent": cpu.get("machine_cpu_percent"),
         "cores": cpu.get("cores"),

@@ -107,6 +107,9 @@ def build_report(
         "platform": run.get("platform"),
         "target": run.get("target"),
         "prometheus": prom.where,
+        # The API's series the report read: the stress-only job's ("" = the platform's, by the app label).
+        "scrape_job": str(run.get("scrape_job") or ""),
+        "scrape_interval": str(run.get("scrape_interval") or ""),
         "shape": shape,
         "profile": run.get("profile"),
         "fault_window": run.get("fault_window"),
@@ -137,4 +140,24 @@ def build_report(
         records = [step_record(i + 1, row, row, slo, cpu_limit) for i, row in enumerate(phase_rows)]
         report["steps"] = records
         report["capacity"] = capacity_summary(records, stopped, run.get("wrk"))
+        _judge_by_steps(report, records)
     return report
+
+
+def _judge_by_steps(report: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """A capacity run's verdict is its steps' (server side, each over its measured window): the same answer as the
+    step table, the capacity chart and the capacity figure. The whole window also holds the warm-ups; when it
+    disagrees, a note says so."""
+    if report["verdict"] == "no_data":
+        return
+    window_breaches = report["breaches"]
+    broke = [s for s in records if s["verdict"] == "broke"]
+    report["verdict_scope"] = "steps"
+    report["verdict"] = "breach" if broke else "pass"
+    report["breaches"] = [f"step {s['step']} ({s['users']} users): {s['reason']}" for s in broke]
+    if window_breaches and not broke:
+        report["notes"].append(
+            "over the whole run's window, warm-ups included, the SLIs breach ("
+            + "; ".join(window_breaches)
+            + "), while every step's measured window held"
+        )

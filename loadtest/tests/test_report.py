@@ -19,7 +19,7 @@ import pytest
 from loadtest.prom import Prometheus, PrometheusError, url_fetcher
 from loadtest.report import cli, markdown, phases, verdict
 from loadtest.report.locust_csv import locust_figures
-from loadtest.report.sli import SliSource, split_ratio
+from loadtest.report.sli import SliSource, scrape_job_only, split_ratio
 from loadtest.report.slo import ReportError, Slo
 from tests.conftest import run_playbook
 from tests.support.prometheus import require_binary, start_prometheus
@@ -37,12 +37,21 @@ STEPS = 40  # 10 minutes
 T0 = int(time.time()) // 60 * 60 - 3 * 3600  # inside the 1d retention start_prometheus keeps
 
 
+CADVISOR = [
+    ("flask-api-7d9f-a", "api", 0.75),
+    ("flask-api-7d9f-b", "api", 0.25),
+    ("flask-api-7d9f-a", "POD", 0.5),
+    ("stress-20261206t190000z-x", "locust", 1.0),
+]
+
+
 def openmetrics() -> str:
     base = 'app="flask-api",namespace="sre-lab",endpoint="/api/users",method="GET"'
     lines = [
         "# TYPE app_request_count counter",
         "# TYPE app_request_latency_seconds histogram",
         "# TYPE app_active_requests gauge",
+        "# TYPE container_cpu_usage_seconds counter",
     ]
     for i in range(STEPS + 1):
         t = T0 + 15 * i
@@ -53,6 +62,13 @@ def openmetrics() -> str:
         lines.append(f"app_request_latency_seconds_count{{{base}}} {PER_STEP['le']['+Inf'] * i} {t}")
         lines.append(f"app_request_latency_seconds_sum{{{base}}} {10.0 * i} {t}")
         lines.append(f'app_active_requests{{app="flask-api",namespace="sre-lab",instance="a"}} 3 {t}')
+        # cAdvisor (Kubernetes): the API's two pods use 0.75 and 0.25 of a core; neither the pause container (POD)
+        # nor the Locust pod in the same namespace is the server.
+        for pod, container, cores in CADVISOR:
+            lines.append(
+                f'container_cpu_usage_seconds_total{{namespace="sre-lab",pod="{pod}",container="{container}"}} '
+                f"{cores * 15 * i} {t}"
+            )
     return "\n".join(lines) + "\n# EOF\n"
 
 
@@ -238,6 +254,24 @@ def test_capacity_verdict_joins_locust_steps_with_prometheus(
     assert "Capacity by the SLO" in markdown.markdown(rep)
 
 
+def test_on_kubernetes_the_servers_cpu_is_cadvisors_figure_for_the_apis_containers(
+    prom: tuple[Prometheus, float], tmp_path: Path
+) -> None:
+    """In a pod the generator cannot see the server's processes (server_cpu_percent None): the step's server CPU is
+    then the dashboard's cAdvisor query over the step, summed over the API's pods, and says where it came from."""
+    client, _ = prom
+    in_a_pod = {"cores": 2.0, "machine_cpu_percent": 150.0, "server_cpu_percent": None, "load1": 1.5}
+    rep = capacity_report(client, tmp_path, [locust_step(0, cpu=in_a_pod)], {"reason": "ceiling"})
+    step = rep["steps"][0]
+    assert step["server_cpu_percent"] == pytest.approx(100.0, rel=0.02)
+    assert step["server_cpu_source"] == "cadvisor"
+    assert "server 100% (cAdvisor)" in markdown.cpu_split(step)
+    # Where the generator saw the server's processes (local platform), its figure stands.
+    local = capacity_report(client, tmp_path, [locust_step(0)], {"reason": "ceiling"})["steps"][0]
+    assert (local["server_cpu_percent"], local["server_cpu_source"]) == (90.0, "processes")
+    assert "(cAdvisor)" not in markdown.cpu_split(local)
+
+
 def test_a_client_side_breach_while_the_server_holds_is_reported_as_such(
     prom: tuple[Prometheus, float], tmp_path: Path
 ) -> None:
@@ -289,6 +323,32 @@ def test_a_client_side_breach_while_the_server_holds_is_reported_as_such(
     assert rep["breaches"] == []
 
 
+def test_a_capacity_runs_verdict_is_its_steps(prom: tuple[Prometheus, float], tmp_path: Path) -> None:
+    """One story: the run's verdict is the steps' (server side), in the title, the table and the breaches; a step
+    that broke names itself. With the strict SLO every step of the known data breaks availability (1 of 101 is a
+    5xx, the SLO allows 0.5%)."""
+    client, _ = prom
+    (tmp_path / "steps.json").write_text(
+        json.dumps({"steps": [locust_step(0), locust_step(1)], "stopped": {"reason": "breach", "step": 0}})
+    )
+    rep = verdict.build_report(
+        client, run(shape={"name": "capacity"}, steps_file=str(tmp_path / "steps.json")), float(T0 + 600)
+    )
+    assert [s["verdict"] for s in rep["steps"]] == ["broke", "broke"]
+    assert rep["verdict"] == "breach"
+    assert rep["verdict_scope"] == "steps"
+    assert [b.split(":")[0] for b in rep["breaches"]] == ["step 1 (10 users)", "step 2 (20 users)"]
+    assert all("availability (server side)" in b for b in rep["breaches"])
+    assert (
+        "| verdict | BREACH | broke at step 1 (10 users), step 2 (20 users) (server side) |"
+        in markdown.markdown(rep)
+    )
+    # With objectives the data meets, every step held: the verdict says so.
+    held = capacity_report(client, tmp_path, [locust_step(0), locust_step(1)], {"reason": "ceiling"})
+    assert (held["verdict"], held["breaches"]) == ("pass", [])
+    assert "| verdict | PASS | every step held (server side) |" in markdown.markdown(held)
+
+
 def test_a_stress_run_reads_its_scrape_job_only() -> None:
     """The local stress run scrapes the API twice (15 s and the 1 s stress job): the SLIs read the stress job."""
     ratio = (
@@ -307,10 +367,33 @@ def test_a_stress_run_reads_its_scrape_job_only() -> None:
     source = SliSource.from_rules(records, [])
     assert source.for_job("") is source
     stress = source.for_job("flask-api-stress")
-    for sli in stress.slis.values():
-        for expr in (sli.ratio("30s"), sli.count("30s"), sli.total):
-            assert expr.count('{job="flask-api-stress",app="flask-api"') == expr.count('app="flask-api"') > 0
-    assert 'job="flask-api-stress"' in stress.slis["latency"].latency_buckets("30s", "sre-lab")
+    for name, sli in stress.slis.items():
+        for expr, original in (
+            (sli.error_ratio, source.slis[name].error_ratio),
+            (sli.total, source.slis[name].total),
+        ):
+            # The stress job's series carry no app label: each app matcher becomes the job matcher, nothing else moves.
+            assert 'app="flask-api"' not in expr
+            assert expr == original.replace('app="flask-api"', 'job="flask-api-stress"')
+    assert '_bucket{namespace="sre-lab",job="flask-api-stress"}' in stress.slis["latency"].latency_buckets(
+        "30s", "sre-lab"
+    )
+
+
+def test_only_the_apis_own_series_are_switched_to_the_stress_job() -> None:
+    """Dashboard panels mix the API's metrics with recorded series (which aggregate the app's job away): only the
+    former move to the stress job; the recorded ones keep their app matcher, or the burn-rate charts come out empty."""
+    panel = (
+        'sum by (endpoint) (rate(app_request_count_total{app="$app", namespace="$namespace", http_status=~"5.."}[1m]))'
+        ' / on() group_left {__name__=~"slo:burn_rate:ratio_rate.+", app="$app", slo="latency"}'
+        ' + slo:objective:ratio{app="$app"} + up{app="$app"}'
+    )
+    assert scrape_job_only(panel, "") == panel
+    assert scrape_job_only(panel, "flask-api-stress") == (
+        'sum by (endpoint) (rate(app_request_count_total{job="flask-api-stress", namespace="$namespace", http_status=~"5.."}[1m]))'
+        ' / on() group_left {__name__=~"slo:burn_rate:ratio_rate.+", app="$app", slo="latency"}'
+        ' + slo:objective:ratio{app="$app"} + up{app="$app"}'
+    )
 
 
 def test_split_ratio_respects_nesting() -> None:

@@ -256,9 +256,32 @@ def test_make_stress_steady_gives_a_verdict_and_a_report(lab: Lab) -> None:
     for name in ("report.md", "report.html", "report.json"):
         assert (latest / name).is_file(), f"make stress wrote no {name}"
     report = json.loads((latest / "report.json").read_text())
-    assert str(report["verdict"]).lower() in ("pass", "fail"), report.get("verdict")
-    assert re.search(r"\b(PASS|FAIL)\b", run.output)
+    assert report["verdict"] in ("pass", "breach"), report.get("verdict")
+    assert re.search(r"\b(PASS|BREACH)\b", run.output)
     check_printed_links(lab, run)
+    # The run had the API scraped every second by the stress-only job, whose series carry no app label: the app's
+    # selector (the rules', the dashboards') counted each request once, not twice; the job is empty again.
+    assert (report["scrape_job"], report["scrape_interval"]) == ("flask-api-stress", "1s")
+    window = report["window"]
+    seconds = int(window["end"] - window["start"])
+
+    def value(promql: str) -> float:
+        answer = requests.get(
+            lab.url("prometheus") + "/api/v1/query",
+            params={"query": promql, "time": window["end"]},
+            timeout=10,
+        ).json()["data"]["result"]
+        assert len(answer) == 1, (promql, answer)
+        return float(answer[0]["value"][1])
+
+    by_app = value(f'sum(increase(app_request_count_total{{app="flask-api"}}[{seconds}s]))')
+    by_stress_job = value(f'sum(increase(app_request_count_total{{job="flask-api-stress"}}[{seconds}s]))')
+    assert by_stress_job > 100
+    assert by_app == pytest.approx(by_stress_job, rel=0.25), "the app's selector counted the API twice"
+    assert (
+        value(f'count(last_over_time(up{{job="flask-api-stress",app=~".+"}}[{seconds}s]) or vector(0))') == 0
+    )
+    assert json.loads((lab.lab_dir / "prometheus" / "stress_targets.json").read_text()) == []
 
 
 def test_make_teardown_removes_the_lab_and_keeps_the_reports(lab: Lab) -> None:

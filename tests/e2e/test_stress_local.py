@@ -305,6 +305,9 @@ def test_capacity_run_finds_where_it_breaks_and_its_report_renders(tmp_path: Pat
         )
     # The phases (server-side SLO per step) say what the steps say.
     assert [p["meets_slo"] for p in report["phases"]] == [r["verdict"] == "held" for r in records]
+    # The run's verdict is the steps' (one story with the table, the chart and the capacity).
+    assert report["verdict_scope"] == "steps"
+    assert report["verdict"] == ("breach" if any(r["verdict"] == "broke" for r in records) else "pass")
     # The console table and report.md carry the same verdicts and figures.
     assert "capacity by the SLO (server side)" in proc.stdout
     assert "capacity by the clients (Locust)" in proc.stdout

@@ -132,6 +132,14 @@ def grafana_providers(value: Any) -> None:
         assert provider["options"]["path"] == f"/var/lib/grafana/dashboards/{provider['name']}"
 
 
+def scrape_job(value: Any) -> None:
+    _assert(isinstance(value, dict) and "job_name" not in value, "a scrape config whose job_name is its key")
+    _assert(
+        {"scrape_interval", "relabel_configs"} <= set(value),
+        "a scrape config with its interval and relabeling",
+    )
+
+
 def string(value: Any) -> None:
     assert isinstance(value, str)
     assert value
@@ -148,6 +156,12 @@ ALLOWED: dict[tuple[str, tuple[str, ...]], tuple[str, Check]] = {
         rule_file,
     ),
     ("prometheus", ("serverFiles", "alerting_rules.yml")): ("same as recording_rules.yml", rule_file),
+    ("prometheus", ("scrapeConfigs", "flask-api-stress")): (
+        "a job of the lab's own (lab_stress_scrape_job for the default lab_app_name): the chart turns every key of"
+        " the scrapeConfigs map into a scrape job of that name (templates/cm.yaml); run by a real Prometheus in"
+        " tests/static/test_stress_scrape_k8s.py",
+        scrape_job,
+    ),
     ("prometheus", ("server", "resources")): (
         "default {}: a Kubernetes ResourceRequirements",
         k8s("ResourceRequirements"),

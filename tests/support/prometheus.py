@@ -56,6 +56,7 @@ def prometheus_config(
     scrape_interval: str,
     evaluation_interval: str,
     alertmanager: str | None,
+    extra_scrape_configs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The prometheus.yml used by start_prometheus (exposed for tests that want to inspect it)."""
     config: dict[str, Any] = {
@@ -70,6 +71,7 @@ def prometheus_config(
             }
         ],
     }
+    config["scrape_configs"] += list(extra_scrape_configs or [])
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     return config
@@ -94,6 +96,7 @@ def start_prometheus(
     alertmanager: str | None = None,
     port: int | None = None,
     timeout: float = 30.0,
+    extra_scrape_configs: list[dict[str, Any]] | None = None,
 ) -> Server:
     """Start Prometheus on 127.0.0.1 scraping `scrape_targets` (host:port) and wait until it is ready.
 
@@ -115,6 +118,7 @@ def start_prometheus(
         scrape_interval=scrape_interval,
         evaluation_interval=evaluation_interval,
         alertmanager=alertmanager,
+        extra_scrape_configs=extra_scrape_configs,
     )
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     log_path = workdir / "prometheus.log"
