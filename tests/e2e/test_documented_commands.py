@@ -279,7 +279,7 @@ def test_make_stress_steady_gives_a_verdict_and_a_report(lab: Lab) -> None:
     assert by_stress_job > 100
     assert by_app == pytest.approx(by_stress_job, rel=0.25), "the app's selector counted the API twice"
     assert (
-        value(f'count(last_over_time(up{{job="flask-api-stress",app=~".+"}}[{seconds}s]) or vector(0))') == 0
+        value(f'count(last_over_time(up{{job="flask-api-stress",app=~".+"}}[{seconds}s])) or vector(0)') == 0
     )
     assert json.loads((lab.lab_dir / "prometheus" / "stress_targets.json").read_text()) == []
 

@@ -55,10 +55,11 @@ def test_standalone_is_one_job_and_its_locustfile(rendered_dir: Path) -> None:
         assert marker in script  # what loadtest.collect parses
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LAB_TARGET"] == "http://flask-api.sre-lab.svc.cluster.local:8000"
-    # `make stress` is the capacity search by default; the cluster's scrape interval sets the shortest step.
+    # `make stress` is the capacity search by default; the scrape interval sets the shortest step: the stress-only
+    # 1 s job (roles/monitoring's prometheus values), which the run switches on for the lab's own API, 20 scrapes.
     assert env["LAB_SHAPE"] == "capacity"
     assert {"LAB_CAPACITY_START_USERS", "LAB_CAPACITY_MAX_USERS", "LAB_SPAWN_RATE", "LAB_PROFILE"} <= set(env)
-    assert env["LAB_SCRAPE_INTERVAL"] == "15s"
+    assert (env["LAB_SCRAPE_INTERVAL"], env["LAB_CAPACITY_MIN_SCRAPES"]) == ("1s", "20")
     assert (env["LAB_SLO_AVAILABILITY"], env["LAB_SLO_LATENCY"], env["LAB_SLO_LATENCY_THRESHOLD"]) == (
         "99.5",
         "99.0",
@@ -169,7 +170,7 @@ def test_mounted_capacity_shape_loads_its_limits_without_the_repository(
         "print(s.step_seconds, s.steps, locustfile.LIMITS.latency_threshold_ms, locustfile.ApiUser.wait_time(None))"
     )
     step_seconds, steps, threshold_ms, wait = run_from_mount(configmap, tmp_path, lab_env, code).split()
-    assert int(step_seconds) >= 35  # the 5 s warm-up + 2 x the 15s scrape interval
+    assert int(step_seconds) >= 25  # the 5 s warm-up + 20 x the stress-only job's 1 s scrape interval
     assert int(steps) == 12  # 50 -> 600 users by 50
     assert float(threshold_ms) == 300
     assert float(wait) == 0  # no think time
