@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -73,13 +74,19 @@ def window_figures(
     }
 
 
+@functools.cache
+def _cpu_panel_expr() -> str:
+    """The dashboard's cAdvisor CPU query, read once per process (every step's window uses it)."""
+    return panels.panel("api-overview", "CPU against the limit").targets[0].expr
+
+
 def server_cpu_cadvisor(prom: Prometheus, target: Target, seconds: float, end: float) -> float | None:
     """The API's containers' CPU over the window ending at ``end`` (at least CADVISOR_MIN_RANGE_SECONDS), in percent
     of one core, summed over its pods: the query of the dashboard's "CPU against the limit (cAdvisor)" panel. None
     where Prometheus has no cAdvisor series of the API (the local platform: the generator samples the server's
     processes there)."""
     expr = panels.substitute(
-        panels.panel("api-overview", "CPU against the limit").targets[0].expr,
+        _cpu_panel_expr(),
         app=target.app,
         namespace=target.namespace,
         rate=f"{math.ceil(max(seconds, CADVISOR_MIN_RANGE_SECONDS))}s",

@@ -147,8 +147,9 @@ def build_report(
 def _judge_by_steps(report: dict[str, Any], records: list[dict[str, Any]]) -> None:
     """A capacity run's verdict is its steps' (server side, each over its measured window): the same answer as the
     step table, the capacity chart and the capacity figure. The whole window also holds the warm-ups; when it
-    disagrees, a note says so."""
-    if report["verdict"] == "no_data":
+    disagrees, a note says so. Without a judged step (no steps.json, or Prometheus holds nothing in any step's
+    window) the whole window's verdict stands: no step is no evidence that the steps held."""
+    if report["verdict"] == "no_data" or not any(s["verdict"] in ("held", "broke") for s in records):
         return
     window_breaches = report["breaches"]
     broke = [s for s in records if s["verdict"] == "broke"]

@@ -343,6 +343,20 @@ def test_a_capacity_runs_verdict_is_its_steps(prom: tuple[Prometheus, float], tm
         "| verdict | BREACH | broke at step 1 (10 users), step 2 (20 users) (server side) |"
         in markdown.markdown(rep)
     )
+    # A step without data is no evidence: with no judged step the whole window's verdict (and breaches) stand.
+    (tmp_path / "steps.json").write_text(
+        json.dumps({"steps": [locust_step(0, start=T0 - 7200.0, end=T0 - 7000.0)], "stopped": None})
+    )
+    unjudged = verdict.build_report(
+        client, run(shape={"name": "capacity"}, steps_file=str(tmp_path / "steps.json")), float(T0 + 600)
+    )
+    assert [s["verdict"] for s in unjudged["steps"]] == ["no_data"]
+    assert unjudged["verdict"] == "breach"
+    assert "verdict_scope" not in unjudged
+    assert unjudged["breaches"]
+    assert all(
+        b.startswith(("availability: ", "latency: ")) for b in unjudged["breaches"]
+    )  # the window's, not steps'
     # With objectives the data meets, every step held: the verdict says so.
     held = capacity_report(client, tmp_path, [locust_step(0), locust_step(1)], {"reason": "ceiling"})
     assert (held["verdict"], held["breaches"]) == ("pass", [])
