@@ -38,27 +38,31 @@ def say(text: str, out: TextIO = sys.stdout) -> None:
 
 
 def cleanup(session_file: Path, session: dict[str, Any]) -> int:
-    """Baseline faults back and the load stopped (the cleanup play), whatever the terminal sends meanwhile."""
-    print(
-        f"\nCleaning up lesson {session.get('lesson')}: the baseline faults (lab_baseline_faults) go back and the "
-        "background load stops (playbooks/lesson.yml, lesson_action=cleanup); Ctrl-C cannot stop this step.",
-        flush=True,
-    )
-    argv = playbook.command(
-        "cleanup",
-        str(session.get("lesson", "")),
-        session_file,
-        str(session.get("run_id", "")),
-        list(session.get("ansible_args", [])),
-    )
-    rc = playbook.run_shielded(argv)
-    if rc == 0:
-        print("Clean: the baseline faults are in effect and no lesson load runs.", flush=True)
-    else:
+    """Baseline faults back and the load stopped (the cleanup play), whatever the terminal sends meanwhile.
+
+    Ctrl-C is ignored from before the message that says so: a second Ctrl-C right after it cannot stop the cleanup.
+    """
+    with playbook.interrupts_ignored():
         print(
-            f"The cleanup play failed (exit {rc}): run make lesson-end, or make faults to restore the baseline."
+            f"\nCleaning up lesson {session.get('lesson')}: the baseline faults (lab_baseline_faults) go back and "
+            "the background load stops (playbooks/lesson.yml, lesson_action=cleanup); Ctrl-C cannot stop this step.",
+            flush=True,
         )
-    return rc
+        argv = playbook.command(
+            "cleanup",
+            str(session.get("lesson", "")),
+            session_file,
+            str(session.get("run_id", "")),
+            list(session.get("ansible_args", [])),
+        )
+        rc = playbook.run_shielded(argv)
+        if rc == 0:
+            print("Clean: the baseline faults are in effect and no lesson load runs.", flush=True)
+        else:
+            print(
+                f"The cleanup play failed (exit {rc}): run make lesson-end, or make faults to restore the baseline."
+            )
+        return rc
 
 
 def _end_previous(session_file: Path) -> None:
@@ -145,7 +149,9 @@ def start(lesson_id: str, ansible_args: list[str], ask: Callable[[str], str] | N
         _ask_all(lesson, ctx, progress, ask or input)
         say(lesson.data["outro"])
     except KeyboardInterrupt:
-        print("\nInterrupted.")
+        with playbook.interrupts_ignored():  # a second Ctrl-C must not skip the cleanup below
+            print("\nInterrupted.")
+            return _finish(lesson.id, session_file, session, written)
     except EOFError:
         print("\nNo more input.")
     except playbook.PlayError as err:
@@ -153,12 +159,17 @@ def start(lesson_id: str, ansible_args: list[str], ask: Callable[[str], str] | N
         # A scene that failed half-way was undone by the play itself (rescue); one refused before it began
         # (a bad lesson, the lab not ready) changed nothing.
         return 1
+    return _finish(lesson.id, session_file, session, written)
+
+
+def _finish(lesson_id: str, session_file: Path, session: dict[str, Any], written: bool) -> int:
+    """The scene's end: undo what the play set up (if it wrote anything) and close the progress record."""
     if not written:  # interrupted before the play wrote anything: nothing was changed
         print("The scene had not changed anything yet: nothing to clean up.")
         return 1
     rc = cleanup(session_file, session)
     if "state_dir" in session:
-        Progress(Path(session["state_dir"])).end(lesson.id)
+        Progress(Path(session["state_dir"])).end(lesson_id)
     return 0 if rc == 0 else 1
 
 

@@ -7,6 +7,8 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lessons.session import REPO
@@ -60,10 +62,17 @@ def run(argv: list[str]) -> None:
         raise PlayError(f"playbooks/lesson.yml failed (exit {rc}); its output above says why")
 
 
-def run_shielded(argv: list[str]) -> int:
-    """Run to the end whatever the terminal sends: the play is in its own session, Ctrl-C here is ignored."""
+@contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C is ignored inside (nests: the outermost restores the handler it found)."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        return subprocess.run(argv, cwd=REPO, env=_env(), check=False, start_new_session=True).returncode
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def run_shielded(argv: list[str]) -> int:
+    """Run to the end whatever the terminal sends: the play is in its own session, Ctrl-C here is ignored."""
+    with interrupts_ignored():
+        return subprocess.run(argv, cwd=REPO, env=_env(), check=False, start_new_session=True).returncode
