@@ -241,6 +241,49 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
     )
 
 
+def task_results(stdout: str, task: str) -> list[str]:
+    """The result lines (ok, changed, skipping, ...) of every run of the tasks whose name starts with task."""
+    results: list[str] = []
+    current = ""
+    for line in stdout.splitlines():
+        header = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line)
+        if header:
+            current = header.group(1)
+        elif current.startswith(task) and re.match(r"^(ok|changed|skipping|failed|fatal):", line):
+            results.append(line.split(":", 1)[0])
+    return results
+
+
+def test_the_labs_supervisord_is_set_up_once_per_run(lab: dict) -> None:
+    """app_deploy, alert_receiver and monitoring each ask for supervisord; only the first call sets it up."""
+    text = _ok(lab["first"])
+    assert "lab_shared : Install supervisord into" in text
+    results = task_results(lab["first"].stdout, "lab_shared : Install supervisord into")
+    assert results == ["changed", "skipping", "skipping"], results
+    asked = task_results(lab["first"].stdout, "lab_shared : Ask whether the lab's supervisord is running")
+    assert asked == ["skipping", "ok", "ok"], "a fresh lab has no supervisorctl yet; later callers ask it"
+
+
+def test_the_installed_app_is_the_source_without_bytecode(lab: dict) -> None:
+    """app_image's copy holds the files of the image id: labapi/ and the two top files, not the checkout's pyc."""
+    _ok(lab["first"])
+    app_dir: Path = lab["lab_dir"] / "app"
+    source = ROOT / "app"
+    expected = {
+        p.relative_to(source).as_posix()
+        for p in (source / "labapi").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    } | {"gunicorn.conf.py", "requirements.txt"}
+    installed = {
+        p.relative_to(app_dir).as_posix()
+        for p in app_dir.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts  # the running API may write its own bytecode
+    }
+    assert installed == expected
+    modes = {oct(p.stat().st_mode & 0o777) for p in app_dir.rglob("*") if "__pycache__" not in p.parts}
+    assert modes <= {"0o644", "0o755"}, modes
+
+
 def test_lab_dir_its_logs_and_credentials_are_private(lab: dict) -> None:
     _ok(lab["again"])
     lab_dir: Path = lab["lab_dir"]
