@@ -137,16 +137,25 @@ def test_the_default_platform_fell_back_to_local_with_a_banner(lab: dict) -> Non
     assert "Local lab (lab_platform=local)" in text
 
 
-def changed_tasks(stdout: str) -> list[str]:
-    """Names of the tasks (and handlers) that reported a change."""
-    names: list[str] = []
+def results(stdout: str) -> list[tuple[str, str]]:
+    """(task or handler name, status) for every result line of a play's output: ok, changed, skipping, failed, fatal."""
+    found: list[tuple[str, str]] = []
     current = ""
     for line in stdout.splitlines():
         header = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line)
         if header:
             current = header.group(1)
-        elif line.startswith("changed:") and current and (not names or names[-1] != current):
-            names.append(current)
+        elif current and (status := re.match(r"^(ok|changed|skipping|failed|fatal):", line)):
+            found.append((current, status.group(1)))
+    return found
+
+
+def changed_tasks(stdout: str) -> list[str]:
+    """Names of the tasks (and handlers) that reported a change (once per task, whatever its loop items)."""
+    names: list[str] = []
+    for task, status in results(stdout):
+        if status == "changed" and (not names or names[-1] != task):
+            names.append(task)
     return names
 
 
@@ -242,16 +251,8 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
 
 
 def task_results(stdout: str, task: str) -> list[str]:
-    """The result lines (ok, changed, skipping, ...) of every run of the tasks whose name starts with task."""
-    results: list[str] = []
-    current = ""
-    for line in stdout.splitlines():
-        header = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.+?)\] \*+$", line)
-        if header:
-            current = header.group(1)
-        elif current.startswith(task) and re.match(r"^(ok|changed|skipping|failed|fatal):", line):
-            results.append(line.split(":", 1)[0])
-    return results
+    """The statuses of every run of the tasks whose name starts with task."""
+    return [status for name, status in results(stdout) if name.startswith(task)]
 
 
 def test_the_labs_supervisord_is_set_up_once_per_run(lab: dict) -> None:
