@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,15 @@ PLAY = [
     "-c",
     "import os, signal, time; os.kill(os.getppid(), signal.SIGINT); time.sleep(0.2)",
 ]
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt here, as at a terminal, even when pytest was started with SIGINT ignored (a
+    background job of a non-interactive shell, which its xdist workers inherit); the handler is put back after."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture

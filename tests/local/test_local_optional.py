@@ -246,7 +246,8 @@ def test_the_processes_run_under_the_labs_supervisord(lab: dict) -> None:
     )
     programs = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines() if line.strip()}
     assert programs == dict.fromkeys(
-        ["alert-receiver", "alertmanager", "alloy", "app", "grafana", "loki", "prometheus"], "RUNNING"
+        ["alert-receiver", "alertmanager", "alloy", "app", "grafana", "loki", "prober", "prometheus"],
+        "RUNNING",
     )
 
 

@@ -85,6 +85,8 @@ def lab(local_lab: dict[str, Any]) -> dict[str, Any]:
         "api": local_lab["urls"]["api"],
         "prometheus": local_lab["urls"]["prometheus"],
         "faults_file": lab_dir / "run" / "faults.yaml",
+        "prober_log": lab_dir / "logs" / "prober.log",
+        "not_ready_window": local_lab["settings"]["lab_not_ready_window"],
         "master": lambda: int(
             subprocess.run([*supervisorctl, "pid", "app"], capture_output=True, text=True).stdout
         ),
@@ -162,6 +164,64 @@ def test_the_faults_playbook_switches_a_running_local_lab_without_a_restart(lab:
     assert query(
         lab["prometheus"], "app_fault_reload_errors_total"
     )  # the counter exists (at 0) for the dashboards
+
+
+def _readiness_probes(text: str) -> float:
+    return sum(
+        float(v)
+        for v in re.findall(
+            r'^app_request_count_total\{endpoint="/health/readiness"[^}]*\} (\S+)$', text, re.M
+        )
+    )
+
+
+def _prober_states(log: Path) -> list[tuple[str, str, str]]:
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [(line["probe"], line["state"], line["got"]) for line in lines if "state" in line]
+
+
+def test_the_prober_probes_like_the_kubelet_so_unready_pages_without_any_load(lab: dict) -> None:
+    """The local platform's prober (supervisord program `prober`, app_deploy_probes) sends the readiness probes on the
+    Deployment's schedule: with force_unready and no load test at all, ApiNotReady fires within lab_not_ready_window
+    plus one probe period and the scrape/evaluation lag, and the prober logs the probe's change of state."""
+    probes = yaml.safe_load((ROOT / "roles/app_deploy/defaults/main.yml").read_text())["app_deploy_probes"]
+    period = probes["readiness"]["period_seconds"]
+    window = int(lab["not_ready_window"].removesuffix("s"))
+    prom = lab["prometheus"]
+    firing = 'ALERTS{alertname="ApiNotReady",alertstate="firing"}'
+    deadline = time.monotonic() + window + 30
+    while query(prom, firing) and time.monotonic() < deadline:  # an earlier test's drill may still resolve it
+        time.sleep(1)
+    assert not query(prom, firing), "ApiNotReady still fires before the fault"
+    assert ("readiness", "ok", "HTTP 200") in _prober_states(lab["prober_log"])
+    before, started = _readiness_probes(_metrics(lab["api"])), time.monotonic()
+
+    switched = lab["run"]("faults.yml", "-e", json.dumps({"faults": {"force_unready": True}}))
+    try:
+        assert switched.returncode == 0, switched.stdout[-4000:]
+        effective = time.monotonic()
+        # Nothing else sends requests now: the prober's probes alone must page.
+        series = wait_for_series(prom, firing, timeout=window + period + 20)
+        detect = time.monotonic() - effective
+        assert series[0]["metric"]["severity"] == "page"
+        probes_sent = _readiness_probes(_metrics(lab["api"])) - before
+        elapsed = time.monotonic() - started
+        print(
+            f"\nApiNotReady fired {detect:.1f} s after force_unready, with {probes_sent:.0f} probes in {elapsed:.0f} s"
+        )
+        assert elapsed / period - 2 <= probes_sent <= elapsed / period + 2, (probes_sent, elapsed)
+        states = _prober_states(lab["prober_log"])
+        assert states[-1] == ("readiness", "failed", "HTTP 503"), states
+    finally:
+        restore = lab["run"]("faults.yml")
+    assert restore.returncode == 0, restore.stdout[-4000:]
+    deadline = time.monotonic() + 3 * period
+    while (
+        _prober_states(lab["prober_log"])[-1] != ("readiness", "ok", "HTTP 200")
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.5)
+    assert _prober_states(lab["prober_log"])[-1] == ("readiness", "ok", "HTTP 200")
 
 
 def test_a_second_deploy_restores_the_baseline_without_restarting(lab: dict) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -186,6 +187,12 @@ def test_lesson_checks_right_and_wrong_answers(lessons_env: dict[str, Any], less
     print(f"lesson {lesson_id}: {time.monotonic() - started:.0f} s")  # the durations the report lists
 
 
+def _ctrl_c_by_default() -> None:
+    """In the child, before make starts: SIGINT has its default action, as in a user's terminal, even when pytest was
+    started with it ignored (a background job of a non-interactive shell passes SIG_IGN on through exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interactive_lesson_in_a_terminal(lessons_env: dict[str, Any]) -> None:
     """make lesson L=<id> in a terminal: prompts, malformed and wrong answers, right ones, cleanup at the end."""
     import pexpect
@@ -200,6 +207,7 @@ def test_interactive_lesson_in_a_terminal(lessons_env: dict[str, Any]) -> None:
         encoding="utf-8",
         timeout=300,
         dimensions=(50, 200),
+        preexec_fn=_ctrl_c_by_default,
     )
     try:
         child.expect("=== The scene is set")  # printed once the session file is final
@@ -239,6 +247,7 @@ def test_ctrl_c_during_the_scene_still_cleans_up(lessons_env: dict[str, Any]) ->
         encoding="utf-8",
         timeout=300,
         dimensions=(50, 200),
+        preexec_fn=_ctrl_c_by_default,
     )
     try:
         child.expect("Wait while the load settles")
