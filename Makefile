@@ -104,7 +104,8 @@ system-deps:
 	scripts/system-deps.sh test
 
 .PHONY: test lint pytest image-test molecule bench
-test: dev-venv system-deps lint pytest image-test molecule ## Run every test: lint, pytest suites, the image, molecule
+# molecule test runs inside pytest (tests/e2e/test_molecule.py), beside the other modules rather than after them.
+test: dev-venv system-deps lint pytest image-test ## Run every test: lint, pytest suites (molecule test among them), the image
 	@echo "make test: all suites passed"
 
 lint: dev-venv ## ruff, mypy (strict), yamllint, ansible-lint (production profile), hadolint, syntax-check of every playbook

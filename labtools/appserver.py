@@ -47,9 +47,17 @@ def default_local_ports() -> dict[str, int]:
     return dict(yaml.safe_load((ROOT / "group_vars" / "all" / "local.yml").read_text())["lab_local_ports"])
 
 
+def molecule_ports() -> dict[str, int]:
+    """The ports of molecule/default's lab (its vars/lab.yml)."""
+    return dict(
+        yaml.safe_load((ROOT / "molecule" / "default" / "vars" / "lab.yml").read_text())["lab_local_ports"]
+    )
+
+
 # Never handed out by free_port(): the verbatim-commands test (tests/e2e/test_documented_commands.py) runs a lab on
-# the default ports while other modules run on the other pytest-xdist worker.
-_RESERVED = frozenset(default_local_ports().values())
+# the default ports, and tests/e2e/test_molecule.py runs molecule's lab on its own, while other modules run on the
+# other pytest-xdist workers.
+_RESERVED = frozenset(default_local_ports().values()) | frozenset(molecule_ports().values())
 
 
 def _port_range() -> range:
