@@ -143,12 +143,49 @@ def test_free_ports_pass_the_preflights(lab_dir: Path, ports: dict[str, int]) ->
             "extra_latency_route, force_unready, users_error_rate); users_error_rate: 2 is not a number from 0 to 1",
         ),
         (
+            {
+                "app_deploy_probes": {
+                    "startup": {},
+                    "liveness": {},
+                    "readiness": {"path": "/health/readiness"},
+                }
+            },
+            "app_deploy_preflight",
+            "app_deploy_probes.startup (roles/app_deploy/defaults/main.yml) must have a path starting with /",
+        ),
+        (
+            {
+                "app_deploy_probes": {
+                    name: {
+                        "path": "/health/liveness",
+                        "period_seconds": 0 if name == "readiness" else 5,
+                        "timeout_seconds": 2,
+                        "failure_threshold": 3,
+                    }
+                    for name in ("startup", "liveness", "readiness")
+                }
+            },
+            "app_deploy_preflight",
+            "app_deploy_probes.readiness (roles/app_deploy/defaults/main.yml) must have a path starting with / "
+            "(no spaces or commas) and period_seconds, timeout_seconds and failure_threshold as whole numbers from 1; "
+            "got {'path': '/health/liveness', 'period_seconds': 0,",
+        ),
+        (
             {"app_image_local_python": "/nonexistent/python3"},
             "app_image_preflight",
             "app_image_local_python (/nonexistent/python3) must be a Python >= 3.12 with the venv module",
         ),
     ],
-    ids=["scrape-interval", "retention", "workers", "settings-shape", "fault-document", "python"],
+    ids=[
+        "scrape-interval",
+        "retention",
+        "workers",
+        "settings-shape",
+        "fault-document",
+        "probes-missing",
+        "probe-period",
+        "python",
+    ],
 )
 def test_bad_input_gets_a_clear_message(
     lab_dir: Path, ports: dict[str, int], extra: dict[str, object], tags: str, expected: str

@@ -50,10 +50,13 @@ def _fault_values(text: str) -> dict[str, set[float]]:
     return values
 
 
-def _requests_served(text: str) -> float:
+def _requests_served(text: str, endpoint: str = "/api/users") -> float:
+    """The API's count of requests to `endpoint` (every status, every worker) in a /metrics text."""
     return sum(
         float(v)
-        for v in re.findall(r'^app_request_count_total\{endpoint="/api/users"[^}]*\} (\S+)$', text, re.M)
+        for v in re.findall(
+            rf'^app_request_count_total\{{endpoint="{re.escape(endpoint)}"[^}}]*\}} (\S+)$', text, re.M
+        )
     )
 
 
@@ -166,15 +169,6 @@ def test_the_faults_playbook_switches_a_running_local_lab_without_a_restart(lab:
     )  # the counter exists (at 0) for the dashboards
 
 
-def _readiness_probes(text: str) -> float:
-    return sum(
-        float(v)
-        for v in re.findall(
-            r'^app_request_count_total\{endpoint="/health/readiness"[^}]*\} (\S+)$', text, re.M
-        )
-    )
-
-
 def _prober_states(log: Path) -> list[tuple[str, str, str]]:
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     return [(line["probe"], line["state"], line["got"]) for line in lines if "state" in line]
@@ -194,7 +188,7 @@ def test_the_prober_probes_like_the_kubelet_so_unready_pages_without_any_load(la
         time.sleep(1)
     assert not query(prom, firing), "ApiNotReady still fires before the fault"
     assert ("readiness", "ok", "HTTP 200") in _prober_states(lab["prober_log"])
-    before, started = _readiness_probes(_metrics(lab["api"])), time.monotonic()
+    before, started = _requests_served(_metrics(lab["api"]), "/health/readiness"), time.monotonic()
 
     switched = lab["run"]("faults.yml", "-e", json.dumps({"faults": {"force_unready": True}}))
     try:
@@ -204,7 +198,7 @@ def test_the_prober_probes_like_the_kubelet_so_unready_pages_without_any_load(la
         series = wait_for_series(prom, firing, timeout=window + period + 20)
         detect = time.monotonic() - effective
         assert series[0]["metric"]["severity"] == "page"
-        probes_sent = _readiness_probes(_metrics(lab["api"])) - before
+        probes_sent = _requests_served(_metrics(lab["api"]), "/health/readiness") - before
         elapsed = time.monotonic() - started
         print(
             f"\nApiNotReady fired {detect:.1f} s after force_unready, with {probes_sent:.0f} probes in {elapsed:.0f} s"
